@@ -1,0 +1,980 @@
+/*  cask_broker.c - the cask broker loop (see cask_broker.h, proto/PROTOCOL.md).
+
+    One ROUTER socket. Each wake-up drains every message that is ready,
+    feeding the graph, then flushes what the graph decided: per worker one
+    FREE and one TASK batch, per client one STATE batch, in that order (a
+    FREE never overtakes a TASK that computes the same key again).
+    Greetings, libraries, worker events, reports and errors are sent at once.
+
+    Peers are known by routing id once they said HELLO, and by their id
+    (clients and workers counted apart, from 1) in the graph.
+*/
+#include <czmq.h>
+#include <cjson/cJSON.h>
+#include <ctype.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include "cask_broker.h"
+#include "cask_graph.h"
+#include "cask_proto.h"
+
+//  How long a wait may last before the stop flag is looked at again.
+#define S_POLL_MSECS 500
+//  Messages taken per wake-up before flushing, so a flood cannot starve
+//  the batches that are waiting to go out.
+#define S_DRAIN_MAX 10000
+//  A batch body past this size goes out before another record is added.
+#define S_BATCH_BYTES (16u << 20)
+#define S_ID_KEY 16                  //  "%u" of a peer id
+#define S_ROUTING_KEY (2 * 255 + 1)  //  hex of a routing id
+
+//  Records of one command bound for one peer, sent as one message.
+typedef struct {
+    cask_buf_t body;            //  u32 count, then the records
+    uint32_t count;
+    cask_message_t frames;      //  payload frames of the records
+} s_batch_t;
+
+typedef struct {
+    zmq_msg_t routing;
+    uint8_t role;               //  CASK_ROLE_*
+    uint32_t id;
+    char name [CASK_MAX_KEY + 1];
+    char endpoint [CASK_MAX_KEY + 1];   //  workers: peer endpoint
+    uint32_t nthreads;
+    uint64_t memory_limit;
+    bool dirty;                 //  has batches to flush
+    s_batch_t frees;
+    s_batch_t tasks;
+    s_batch_t states;
+} s_peer_t;
+
+typedef struct {
+    uint32_t id;
+    char name [CASK_MAX_KEY + 1];
+    char *doc;
+    size_t doc_len;
+} s_function_t;
+
+typedef struct {
+    char name [CASK_MAX_KEY + 1];
+    char hash [CASK_MAX_KEY + 1];       //  lower-case hex SHA-1
+    uint32_t owner;             //  client that registered it
+    uint32_t nfuncs;
+    s_function_t *functions;
+    zmq_msg_t bytes;            //  the shared object, copied by reference
+} s_library_t;
+
+struct _cask_broker_t {
+    void *context;
+    void *socket;
+    char endpoint [256];
+    bool verbose;
+    cask_graph_t *graph;
+    zhashx_t *peers;            //  by hex routing id, owns the peers
+    zhashx_t *clients;          //  by id
+    zhashx_t *workers;          //  by id
+    uint32_t next_client;
+    uint32_t next_worker;
+    uint32_t next_function;
+    s_library_t **libraries;
+    size_t nlibraries;
+    s_peer_t **dirty;           //  peers with batches to flush
+    size_t ndirty;
+    size_t capdirty;
+    cask_message_t msg;         //  the message being handled
+    cask_buf_t out;             //  body of the message being sent at once
+};
+
+//  ---------------------------------------------------------------------
+//  Logging
+
+static void
+s_log (char level, const char *format, ...)
+{
+    char when [32];
+    struct timespec now;
+    clock_gettime (CLOCK_REALTIME, &now);
+    strftime (when, sizeof when, "%Y-%m-%d %H:%M:%S", localtime (&now.tv_sec));
+    fprintf (stderr, "%c: %s.%03ld cask-broker: ", level, when, now.tv_nsec / 1000000);
+    va_list args;
+    va_start (args, format);
+    vfprintf (stderr, format, args);
+    va_end (args);
+    fputc ('\n', stderr);
+}
+
+#define s_debug(self, ...) do { if ((self)->verbose) s_log ('D', __VA_ARGS__); } while (0)
+
+static const char *
+s_role_name (uint8_t role)
+{
+    return role == CASK_ROLE_CLIENT ? "client" : role == CASK_ROLE_WORKER ? "worker" : "peer";
+}
+
+//  ---------------------------------------------------------------------
+//  Peers and their batches
+
+static void
+s_batch_init (s_batch_t *self)
+{
+    cask_buf_init (&self->body);
+    self->count = 0;
+    cask_message_init (&self->frames);
+}
+
+static void
+s_batch_free (s_batch_t *self)
+{
+    cask_buf_free (&self->body);
+    cask_message_close (&self->frames);
+}
+
+static void
+s_peer_destroy (s_peer_t **self_p)
+{
+    s_peer_t *self = *self_p;
+    if (!self)
+        return;
+    zmq_msg_close (&self->routing);
+    s_batch_free (&self->frees);
+    s_batch_free (&self->tasks);
+    s_batch_free (&self->states);
+    free (self);
+    *self_p = NULL;
+}
+
+static void
+s_routing_key (const zmq_msg_t *routing, char *key)
+{
+    static const char hex [] = "0123456789abcdef";
+    const uint8_t *data = zmq_msg_data ((zmq_msg_t *) routing);
+    size_t size = zmq_msg_size ((zmq_msg_t *) routing);
+    if (size > 255)
+        size = 255;
+    for (size_t i = 0; i < size; i++) {
+        key [2 * i] = hex [data [i] >> 4];
+        key [2 * i + 1] = hex [data [i] & 15];
+    }
+    key [2 * size] = 0;
+}
+
+static void
+s_id_key (uint32_t id, char *key)
+{
+    snprintf (key, S_ID_KEY, "%u", id);
+}
+
+static s_peer_t *
+s_peer_by_routing (cask_broker_t *self, const zmq_msg_t *routing)
+{
+    char key [S_ROUTING_KEY];
+    s_routing_key (routing, key);
+    return (s_peer_t *) zhashx_lookup (self->peers, key);
+}
+
+static s_peer_t *
+s_peer_by_id (zhashx_t *map, uint32_t id)
+{
+    char key [S_ID_KEY];
+    s_id_key (id, key);
+    return (s_peer_t *) zhashx_lookup (map, key);
+}
+
+static s_peer_t *
+s_peer_new (cask_broker_t *self, const zmq_msg_t *routing, const cask_hello_t *hello)
+{
+    s_peer_t *peer = (s_peer_t *) calloc (1, sizeof (s_peer_t));
+    if (!peer)
+        return NULL;
+    zmq_msg_init (&peer->routing);
+    zmq_msg_copy (&peer->routing, (zmq_msg_t *) routing);
+    peer->role = hello->role;
+    peer->id = hello->role == CASK_ROLE_CLIENT ? ++self->next_client : ++self->next_worker;
+    cask_str_copy (hello->name, peer->name, sizeof peer->name);
+    cask_str_copy (hello->endpoint, peer->endpoint, sizeof peer->endpoint);
+    peer->nthreads = hello->nthreads;
+    peer->memory_limit = hello->memory_limit;
+    s_batch_init (&peer->frees);
+    s_batch_init (&peer->tasks);
+    s_batch_init (&peer->states);
+
+    char key [S_ROUTING_KEY];
+    s_routing_key (routing, key);
+    zhashx_insert (self->peers, key, peer);
+    s_id_key (peer->id, key);
+    zhashx_insert (peer->role == CASK_ROLE_CLIENT ? self->clients : self->workers, key, peer);
+    return peer;
+}
+
+static void
+s_peer_remove (cask_broker_t *self, s_peer_t *peer)
+{
+    for (size_t i = 0; i < self->ndirty; i++)
+        if (self->dirty [i] == peer) {
+            self->dirty [i] = self->dirty [--self->ndirty];
+            break;
+        }
+    char key [S_ROUTING_KEY];
+    s_id_key (peer->id, key);
+    zhashx_delete (peer->role == CASK_ROLE_CLIENT ? self->clients : self->workers, key);
+    s_routing_key (&peer->routing, key);
+    zhashx_delete (self->peers, key);       //  destroys the peer
+}
+
+static void
+s_send (cask_broker_t *self, s_peer_t *peer, uint8_t command, cask_buf_t *body,
+        cask_message_t *frames)
+{
+    if (cask_send (self->socket, &peer->routing, command, body, frames))
+        s_log ('W', "could not send %s to %s %u: %s", cask_command_name (command),
+               s_role_name (peer->role), peer->id, zmq_strerror (errno));
+    else
+        s_debug (self, "sent %s to %s %u", cask_command_name (command),
+                 s_role_name (peer->role), peer->id);
+}
+
+static void
+s_batch_send (cask_broker_t *self, s_peer_t *peer, s_batch_t *batch, uint8_t command)
+{
+    if (batch->count == 0)
+        return;
+    cask_buf_patch_u32 (&batch->body, 0, batch->count);
+    s_send (self, peer, command, &batch->body, &batch->frames);
+    batch->count = 0;
+    cask_buf_reset (&batch->body);
+}
+
+static void
+s_peer_flush (cask_broker_t *self, s_peer_t *peer)
+{
+    s_batch_send (self, peer, &peer->frees, CASK_FREE);
+    s_batch_send (self, peer, &peer->tasks, CASK_TASK);
+    s_batch_send (self, peer, &peer->states, CASK_STATE);
+}
+
+static void
+s_flush (cask_broker_t *self)
+{
+    for (size_t i = 0; i < self->ndirty; i++) {
+        s_peer_flush (self, self->dirty [i]);
+        self->dirty [i]->dirty = false;
+    }
+    self->ndirty = 0;
+}
+
+//  Makes room in batch for a record with nframes frames and opens it if
+//  empty. Returns 0, or -1 when out of memory.
+static int
+s_batch_open (cask_broker_t *self, s_peer_t *peer, s_batch_t *batch, uint32_t nframes)
+{
+    if (batch->count > 0
+    && (batch->body.size > S_BATCH_BYTES
+    ||  batch->frames.nframes + nframes > CASK_MAX_FRAMES))
+        s_peer_flush (self, peer);
+    if (!peer->dirty) {
+        if (self->ndirty == self->capdirty) {
+            size_t cap = self->capdirty ? self->capdirty * 2 : 16;
+            s_peer_t **dirty = (s_peer_t **) realloc (self->dirty, cap * sizeof (s_peer_t *));
+            if (!dirty)
+                return -1;
+            self->dirty = dirty;
+            self->capdirty = cap;
+        }
+        self->dirty [self->ndirty++] = peer;
+        peer->dirty = true;
+    }
+    if (batch->count == 0)
+        cask_put_u32 (&batch->body, 0);
+    return 0;
+}
+
+//  ---------------------------------------------------------------------
+//  The graph's sink: records into batches
+
+static void
+s_sink_dispatch (void *arg, uint32_t worker, const cask_gtask_t *task)
+{
+    cask_broker_t *self = (cask_broker_t *) arg;
+    s_peer_t *peer = s_peer_by_id (self->workers, worker);
+    cask_task_t rec;
+    cask_gtask_record (task, &rec);
+    if (!peer || s_batch_open (self, peer, &peer->tasks, rec.nframes)) {
+        s_log ('E', "cannot dispatch %.*s to worker %u", (int) rec.key.len, rec.key.ptr, worker);
+        return;
+    }
+    s_batch_t *batch = &peer->tasks;
+    cask_task_put_head (&batch->body, rec.key, rec.fn, rec.flags, rec.priority, rec.ndeps);
+    for (uint32_t i = 0; i < rec.ndeps; i++) {
+        cask_put_str8 (&batch->body, cask_gtask_dep_key (task, i));
+        cask_put_str8 (&batch->body, cask_gtask_dep_holder (task, i, worker));
+    }
+    cask_task_put_tail (&batch->body, rec.nframes, rec.args);
+    zmq_msg_t *frames = cask_gtask_frames (task);
+    for (uint32_t i = 0; i < rec.nframes; i++) {
+        zmq_msg_t copy;
+        zmq_msg_init (&copy);
+        zmq_msg_copy (&copy, &frames [i]);
+        cask_message_move_frame (&batch->frames, &copy);
+        zmq_msg_close (&copy);
+    }
+    batch->count++;
+}
+
+static void
+s_sink_state (void *arg, uint32_t client, const cask_gtask_t *task)
+{
+    cask_broker_t *self = (cask_broker_t *) arg;
+    s_peer_t *peer = s_peer_by_id (self->clients, client);
+    if (!peer || s_batch_open (self, peer, &peer->states, 0))
+        return;
+    cask_state_rec_t rec;
+    cask_gtask_state (task, &rec);
+    cask_state_put (&peer->states.body, &rec);
+    peer->states.count++;
+}
+
+static void
+s_sink_free (void *arg, uint32_t worker, cask_str_t key)
+{
+    cask_broker_t *self = (cask_broker_t *) arg;
+    s_peer_t *peer = s_peer_by_id (self->workers, worker);
+    if (!peer || s_batch_open (self, peer, &peer->frees, 0))
+        return;
+    cask_put_str8 (&peer->frees.body, key);
+    peer->frees.count++;
+}
+
+//  ---------------------------------------------------------------------
+//  Libraries
+
+static void
+s_library_destroy (s_library_t **self_p)
+{
+    s_library_t *self = *self_p;
+    if (!self)
+        return;
+    for (uint32_t i = 0; i < self->nfuncs; i++)
+        free (self->functions [i].doc);
+    free (self->functions);
+    zmq_msg_close (&self->bytes);
+    free (self);
+    *self_p = NULL;
+}
+
+static s_library_t *
+s_library_by_hash (cask_broker_t *self, cask_str_t hash)
+{
+    for (size_t i = 0; i < self->nlibraries; i++)
+        if (strlen (self->libraries [i]->hash) == hash.len
+        &&  strncasecmp (self->libraries [i]->hash, hash.ptr, hash.len) == 0)
+            return self->libraries [i];
+    return NULL;
+}
+
+//  Writes the REGISTERED / LIBRARY body of library into self->out.
+static void
+s_library_put (cask_broker_t *self, s_library_t *library)
+{
+    cask_buf_reset (&self->out);
+    cask_library_t head = { cask_str (library->name), cask_str (library->hash), library->nfuncs };
+    cask_library_put (&self->out, &head);
+    for (uint32_t i = 0; i < library->nfuncs; i++) {
+        s_function_t *function = &library->functions [i];
+        cask_func_t rec = { function->id, cask_str (function->name),
+                            { function->doc, function->doc_len } };
+        cask_func_put (&self->out, &rec);
+    }
+}
+
+static void
+s_library_send (cask_broker_t *self, s_library_t *library, s_peer_t *worker)
+{
+    cask_message_t frames;
+    cask_message_init (&frames);
+    zmq_msg_t copy;
+    zmq_msg_init (&copy);
+    zmq_msg_copy (&copy, &library->bytes);
+    cask_message_move_frame (&frames, &copy);
+    zmq_msg_close (&copy);
+    s_library_put (self, library);
+    s_send (self, worker, CASK_LIBRARY, &self->out, &frames);
+    cask_message_close (&frames);
+}
+
+//  ---------------------------------------------------------------------
+//  Answers
+
+static void
+s_reply_error (cask_broker_t *self, uint16_t code, const char *format, ...)
+{
+    char text [512];
+    va_list args;
+    va_start (args, format);
+    vsnprintf (text, sizeof text, format, args);
+    va_end (args);
+    s_debug (self, "ERROR %u to sender of %s: %s", code, cask_command_name (self->msg.command), text);
+    cask_send_error (self->socket, &self->msg, code, text);
+}
+
+static void
+s_put_worker_info (cask_buf_t *body, s_peer_t *worker, bool joined)
+{
+    cask_worker_info_t rec = { worker->id, cask_str (worker->endpoint), worker->nthreads, joined };
+    cask_worker_info_put (body, &rec);
+}
+
+static void
+s_send_welcome (cask_broker_t *self, s_peer_t *peer)
+{
+    cask_buf_reset (&self->out);
+    cask_put_u32 (&self->out, peer->id);
+    uint32_t nfuncs = 0;
+    for (size_t i = 0; i < self->nlibraries; i++)
+        nfuncs += self->libraries [i]->nfuncs;
+    cask_put_u32 (&self->out, nfuncs);
+    for (size_t i = 0; i < self->nlibraries; i++)
+        for (uint32_t f = 0; f < self->libraries [i]->nfuncs; f++) {
+            s_function_t *function = &self->libraries [i]->functions [f];
+            cask_func_t rec = { function->id, cask_str (function->name),
+                                { function->doc, function->doc_len } };
+            cask_func_put (&self->out, &rec);
+        }
+    cask_put_u32 (&self->out, (uint32_t) zhashx_size (self->workers));
+    for (s_peer_t *worker = zhashx_first (self->workers); worker; worker = zhashx_next (self->workers))
+        s_put_worker_info (&self->out, worker, true);
+    s_send (self, peer, CASK_WELCOME, &self->out, NULL);
+}
+
+static void
+s_tell_clients_worker (cask_broker_t *self, s_peer_t *worker, bool joined)
+{
+    cask_buf_reset (&self->out);
+    s_put_worker_info (&self->out, worker, joined);
+    for (s_peer_t *client = zhashx_first (self->clients); client; client = zhashx_next (self->clients))
+        s_send (self, client, CASK_WORKER, &self->out, NULL);
+}
+
+//  ---------------------------------------------------------------------
+//  Commands
+
+static void
+s_on_hello (cask_broker_t *self, cask_rd_t *rd)
+{
+    cask_hello_t hello;
+    cask_hello_get (rd, &hello);
+    if (!cask_rd_done (rd)) {
+        s_reply_error (self, CASK_ERR_MALFORMED, "malformed HELLO");
+        return;
+    }
+    if (hello.role != CASK_ROLE_CLIENT && hello.role != CASK_ROLE_WORKER) {
+        s_reply_error (self, CASK_ERR_MALFORMED, "HELLO with unknown role %u", hello.role);
+        return;
+    }
+    if (hello.role == CASK_ROLE_WORKER && (hello.nthreads == 0 || hello.endpoint.len == 0)) {
+        s_reply_error (self, CASK_ERR_MALFORMED, "worker HELLO needs nthreads and a peer endpoint");
+        return;
+    }
+    s_peer_t *peer = s_peer_new (self, &self->msg.routing, &hello);
+    if (!peer) {
+        s_log ('E', "out of memory for a new peer");
+        return;
+    }
+    s_log ('I', "%s %u joined: %s%s%s", s_role_name (peer->role), peer->id, peer->name,
+           peer->role == CASK_ROLE_WORKER ? " at " : "", peer->endpoint);
+    s_send_welcome (self, peer);
+    if (peer->role == CASK_ROLE_WORKER) {
+        for (size_t i = 0; i < self->nlibraries; i++)
+            s_library_send (self, self->libraries [i], peer);
+        s_tell_clients_worker (self, peer, true);
+        if (cask_graph_worker_add (self->graph, peer->id, cask_str (peer->endpoint), peer->nthreads))
+            s_log ('E', "graph refused worker %u", peer->id);
+    }
+}
+
+static void
+s_on_bye (cask_broker_t *self, s_peer_t *peer)
+{
+    s_log ('I', "%s %u left: %s", s_role_name (peer->role), peer->id, peer->name);
+    if (peer->role == CASK_ROLE_CLIENT)
+        cask_graph_client_gone (self->graph, peer->id);
+    else {
+        cask_graph_worker_remove (self->graph, peer->id);
+        s_tell_clients_worker (self, peer, false);
+    }
+    s_peer_remove (self, peer);
+}
+
+//  Reads the function table of a REGISTER into a new library, or answers
+//  ERROR and returns NULL.
+static s_library_t *
+s_library_read (cask_broker_t *self, cask_rd_t *rd, const cask_library_t *head)
+{
+    //  Each entry takes at least 7 bytes: check before allocating
+    if (head->nfuncs > (size_t) (rd->end - rd->ptr) / 7) {
+        s_reply_error (self, CASK_ERR_MALFORMED, "malformed REGISTER");
+        return NULL;
+    }
+    s_library_t *library = (s_library_t *) calloc (1, sizeof (s_library_t));
+    if (library)
+        library->functions = (s_function_t *) calloc (head->nfuncs + 1, sizeof (s_function_t));
+    if (!library || !library->functions) {
+        free (library);
+        return NULL;
+    }
+    zmq_msg_init (&library->bytes);
+    cask_str_copy (head->name, library->name, sizeof library->name);
+    library->nfuncs = head->nfuncs;
+    bool complete = true;
+    for (uint32_t i = 0; i < head->nfuncs && complete; i++) {
+        cask_func_t rec;
+        cask_func_get (rd, &rec);
+        s_function_t *function = &library->functions [i];
+        function->doc = rd->failed ? NULL : (char *) malloc (rec.doc.len + 1);
+        complete = function->doc != NULL;
+        if (complete) {
+            cask_str_copy (rec.name, function->name, sizeof function->name);
+            cask_str_copy (rec.doc, function->doc, rec.doc.len + 1);
+            function->doc_len = rec.doc.len;
+        }
+    }
+    if (!complete || !cask_rd_done (rd))
+        s_reply_error (self, CASK_ERR_MALFORMED, "malformed REGISTER");
+    else
+    if (self->msg.nframes != 1)
+        s_reply_error (self, CASK_ERR_MALFORMED, "REGISTER needs the library as one payload frame");
+    else
+        return library;
+    s_library_destroy (&library);
+    return NULL;
+}
+
+//  A reason to refuse the library, or NULL.
+static const char *
+s_library_check (cask_broker_t *self, s_library_t *library, cask_str_t hash)
+{
+    if (library->nfuncs == 0)
+        return "library %s exports no functions";
+    for (uint32_t i = 0; i < library->nfuncs; i++) {
+        if (library->functions [i].name [0] == 0)
+            return "library %s has a function without a name";
+        for (uint32_t j = 0; j < i; j++)
+            if (strcmp (library->functions [i].name, library->functions [j].name) == 0)
+                return "library %s exports a function name twice";
+    }
+    zdigest_t *digest = zdigest_new ();
+    zdigest_update (digest, zmq_msg_data (&self->msg.frames [0]), zmq_msg_size (&self->msg.frames [0]));
+    const char *actual = zdigest_string (digest);
+    bool matches = actual && strlen (actual) == hash.len && strncasecmp (actual, hash.ptr, hash.len) == 0;
+    if (actual)
+        for (size_t i = 0; actual [i] && i < CASK_MAX_KEY; i++)
+            library->hash [i] = (char) tolower ((unsigned char) actual [i]);
+    zdigest_destroy (&digest);
+    return matches ? NULL : "library %s: its bytes do not match its SHA-1 hash";
+}
+
+static void
+s_library_announce (cask_broker_t *self, s_library_t *library, s_peer_t *owner)
+{
+    for (s_peer_t *worker = zhashx_first (self->workers); worker; worker = zhashx_next (self->workers))
+        s_library_send (self, library, worker);
+    s_library_put (self, library);
+    s_send (self, owner, CASK_REGISTERED, &self->out, NULL);
+    for (s_peer_t *client = zhashx_first (self->clients); client; client = zhashx_next (self->clients))
+        if (client != owner)
+            s_send (self, client, CASK_REGISTERED, &self->out, NULL);
+}
+
+static int
+s_library_add (cask_broker_t *self, s_library_t *library)
+{
+    s_library_t **libraries = (s_library_t **) realloc (self->libraries,
+        (self->nlibraries + 1) * sizeof (s_library_t *));
+    if (!libraries)
+        return -1;
+    self->libraries = libraries;
+    for (uint32_t i = 0; i < library->nfuncs; i++) {
+        s_function_t *function = &library->functions [i];
+        function->id = ++self->next_function;
+        if (cask_graph_function_add (self->graph, function->id, cask_str (function->name)))
+            return -1;
+    }
+    zmq_msg_move (&library->bytes, &self->msg.frames [0]);
+    self->libraries [self->nlibraries++] = library;
+    return 0;
+}
+
+static void
+s_on_register (cask_broker_t *self, s_peer_t *client, cask_rd_t *rd)
+{
+    cask_library_t head;
+    cask_library_get (rd, &head);
+    s_library_t *library = rd->failed ? NULL : s_library_read (self, rd, &head);
+    if (!library)
+        return;
+    const char *refusal = s_library_check (self, library, head.hash);
+    if (refusal) {
+        s_reply_error (self, CASK_ERR_LIBRARY, refusal, library->name);
+        s_library_destroy (&library);
+        return;
+    }
+    s_library_t *known = s_library_by_hash (self, head.hash);
+    if (known) {
+        //  Same bytes, same functions: the ids it already has
+        s_library_destroy (&library);
+        s_library_put (self, known);
+        s_send (self, client, CASK_REGISTERED, &self->out, NULL);
+        return;
+    }
+    library->owner = client->id;
+    if (s_library_add (self, library)) {
+        s_log ('E', "out of memory registering library %s", library->name);
+        s_library_destroy (&library);
+        return;
+    }
+    s_log ('I', "library %s (%s) registered by client %u, %u functions",
+           library->name, library->hash, client->id, library->nfuncs);
+    s_library_announce (self, library, client);
+}
+
+static void
+s_on_submit (cask_broker_t *self, s_peer_t *client, cask_rd_t *rd)
+{
+    uint32_t count = cask_get_u32 (rd);
+    size_t frame_base = 0;
+    for (uint32_t i = 0; i < count && !rd->failed; i++) {
+        cask_task_t rec;
+        cask_task_get (rd, &rec, false);
+        bool framed = rec.nframes <= self->msg.nframes - frame_base;
+        if (rd->failed || !framed) {
+            //  The key is read first: when it came through, the task errs
+            if (rec.key.len > 0)
+                cask_graph_submit_erred (self->graph, client->id, rec.key,
+                                         "malformed task record");
+            if (rec.key.len == 0 || i + 1 < count)
+                s_reply_error (self, CASK_ERR_MALFORMED,
+                               "SUBMIT record %u is malformed: the records from it on were dropped", i);
+            return;
+        }
+        if (rec.key.len == 0)
+            s_reply_error (self, CASK_ERR_MALFORMED, "SUBMIT record %u has an empty key", i);
+        else
+        if (cask_graph_submit (self->graph, client->id, &rec, &self->msg.frames [frame_base]))
+            s_log ('E', "out of memory submitting %.*s", (int) rec.key.len, rec.key.ptr);
+        frame_base += rec.nframes;
+    }
+    if (!cask_rd_done (rd))
+        s_reply_error (self, CASK_ERR_MALFORMED, "malformed SUBMIT");
+}
+
+static void
+s_on_release (cask_broker_t *self, s_peer_t *client, cask_rd_t *rd)
+{
+    uint32_t count = cask_get_u32 (rd);
+    for (uint32_t i = 0; i < count && !rd->failed; i++) {
+        cask_str_t key = cask_get_str8 (rd);
+        if (!rd->failed && cask_graph_release (self->graph, client->id, key))
+            s_debug (self, "client %u released %.*s, which it did not hold",
+                     client->id, (int) key.len, key.ptr);
+    }
+    if (!cask_rd_done (rd))
+        s_reply_error (self, CASK_ERR_MALFORMED, "malformed RELEASE");
+}
+
+static void
+s_on_done (cask_broker_t *self, s_peer_t *worker, cask_rd_t *rd)
+{
+    uint32_t count = cask_get_u32 (rd);
+    for (uint32_t i = 0; i < count && !rd->failed; i++) {
+        cask_done_t rec;
+        cask_done_get (rd, &rec);
+        if (rd->failed)
+            break;
+        if (cask_graph_done (self->graph, worker->id, &rec))
+            s_log ('W', "DONE %.*s from worker %u ignored: not running there",
+                   (int) rec.key.len, rec.key.ptr, worker->id);
+        else
+        if (!rec.ok)
+            s_debug (self, "%.*s failed on worker %u: %.*s", (int) rec.key.len, rec.key.ptr,
+                     worker->id, (int) rec.message.len, rec.message.ptr);
+    }
+    if (!cask_rd_done (rd))
+        s_reply_error (self, CASK_ERR_MALFORMED, "malformed DONE");
+}
+
+static void
+s_on_libfail (cask_broker_t *self, s_peer_t *worker, cask_rd_t *rd)
+{
+    cask_error_t rec;
+    cask_error_get (rd, &rec);
+    if (!cask_rd_done (rd)) {
+        s_reply_error (self, CASK_ERR_MALFORMED, "malformed LIBFAIL");
+        return;
+    }
+    s_library_t *library = s_library_by_hash (self, rec.about);
+    s_log ('W', "worker %u could not load library %s (%.*s): %.*s", worker->id,
+           library ? library->name : "?", (int) rec.about.len, rec.about.ptr,
+           (int) rec.message.len, rec.message.ptr);
+    s_peer_t *owner = library ? s_peer_by_id (self->clients, library->owner) : NULL;
+    if (!owner)
+        return;
+    char text [512];
+    snprintf (text, sizeof text, "worker %u could not load library %s: %.*s", worker->id,
+              library->name, (int) rec.message.len, rec.message.ptr);
+    cask_error_t error = { CASK_ERR_LIBRARY, rec.about, cask_str (text) };
+    cask_buf_reset (&self->out);
+    cask_error_put (&self->out, &error);
+    s_send (self, owner, CASK_ERROR, &self->out, NULL);
+}
+
+static cJSON *
+s_report_workers (cask_broker_t *self)
+{
+    cJSON *workers = cJSON_CreateArray ();
+    for (s_peer_t *peer = zhashx_first (self->workers); peer; peer = zhashx_next (self->workers)) {
+        uint32_t inflight = 0;
+        uint64_t tasks_done = 0, nbytes = 0;
+        cask_graph_worker_load (self->graph, peer->id, &inflight, &tasks_done, &nbytes);
+        cJSON *worker = cJSON_CreateObject ();
+        cJSON_AddNumberToObject (worker, "id", peer->id);
+        cJSON_AddStringToObject (worker, "name", peer->name);
+        cJSON_AddStringToObject (worker, "endpoint", peer->endpoint);
+        cJSON_AddNumberToObject (worker, "nthreads", peer->nthreads);
+        cJSON_AddNumberToObject (worker, "inflight", inflight);
+        cJSON_AddNumberToObject (worker, "tasks_done", (double) tasks_done);
+        cJSON_AddNumberToObject (worker, "memory_limit", (double) peer->memory_limit);
+        cJSON_AddNumberToObject (worker, "bytes_held", (double) nbytes);
+        cJSON_AddItemToArray (workers, worker);
+    }
+    return workers;
+}
+
+static cJSON *
+s_report (cask_broker_t *self)
+{
+    cJSON *report = cJSON_CreateObject ();
+    cJSON_AddItemToObject (report, "workers", s_report_workers (self));
+    cask_graph_counts_t counts;
+    cask_graph_counts (self->graph, &counts);
+    cJSON *tasks = cJSON_AddObjectToObject (report, "tasks");
+    cJSON_AddNumberToObject (tasks, "waiting", (double) counts.waiting);
+    cJSON_AddNumberToObject (tasks, "processing", (double) counts.processing);
+    cJSON_AddNumberToObject (tasks, "memory", (double) counts.memory);
+    cJSON_AddNumberToObject (tasks, "erred", (double) counts.erred);
+    cJSON_AddNumberToObject (tasks, "released", (double) counts.released);
+    cJSON_AddNumberToObject (tasks, "total", (double) counts.total);
+    cJSON_AddNumberToObject (report, "clients", (double) zhashx_size (self->clients));
+    cJSON_AddNumberToObject (report, "libraries", (double) self->nlibraries);
+    cJSON *functions = cJSON_AddArrayToObject (report, "functions");
+    for (size_t i = 0; i < self->nlibraries; i++)
+        for (uint32_t f = 0; f < self->libraries [i]->nfuncs; f++)
+            cJSON_AddItemToArray (functions,
+                                  cJSON_CreateString (self->libraries [i]->functions [f].name));
+    return report;
+}
+
+static void
+s_on_status (cask_broker_t *self)
+{
+    cJSON *report = s_report (self);
+    char *text = cJSON_PrintUnformatted (report);
+    cJSON_Delete (report);
+    if (!text) {
+        s_log ('E', "out of memory for a REPORT");
+        return;
+    }
+    cask_buf_reset (&self->out);
+    cask_put_raw (&self->out, text, strlen (text));
+    free (text);
+    if (cask_send (self->socket, &self->msg.routing, CASK_REPORT, &self->out, NULL))
+        s_log ('W', "could not send REPORT: %s", zmq_strerror (errno));
+}
+
+//  Commands a peer that said HELLO may send, by role.
+static bool
+s_allowed (uint8_t command, uint8_t role)
+{
+    switch (command) {
+        case CASK_BYE:
+            return true;
+        case CASK_REGISTER:
+        case CASK_SUBMIT:
+        case CASK_RELEASE:
+            return role == CASK_ROLE_CLIENT;
+        case CASK_DONE:
+        case CASK_LIBFAIL:
+            return role == CASK_ROLE_WORKER;
+        default:
+            return false;
+    }
+}
+
+static void
+s_handle (cask_broker_t *self)
+{
+    cask_message_t *msg = &self->msg;
+    s_peer_t *peer = s_peer_by_routing (self, &msg->routing);
+    s_debug (self, "received %s from %s %u", cask_command_name (msg->command),
+             peer ? s_role_name (peer->role) : "new peer", peer ? peer->id : 0);
+    if (msg->version != CASK_PROTO_VERSION) {
+        s_reply_error (self, CASK_ERR_VERSION, "protocol version %u not supported, this peer speaks %u",
+                       msg->version, CASK_PROTO_VERSION);
+        return;
+    }
+    cask_rd_t rd;
+    cask_rd_init (&rd, zmq_msg_data (&msg->body), zmq_msg_size (&msg->body));
+    if (strcmp (cask_command_name (msg->command), "unknown") == 0)
+        s_reply_error (self, CASK_ERR_COMMAND, "unknown command 0x%02x", msg->command);
+    else
+    if (msg->command == CASK_STATUS)
+        s_on_status (self);
+    else
+    if (msg->command == CASK_HELLO && !peer)
+        s_on_hello (self, &rd);
+    else
+    if (!peer)
+        s_reply_error (self, CASK_ERR_COMMAND, "%s before HELLO", cask_command_name (msg->command));
+    else
+    if (!s_allowed (msg->command, peer->role))
+        s_reply_error (self, CASK_ERR_COMMAND, "command %s (0x%02x) is not valid from a %s",
+                       cask_command_name (msg->command), msg->command, s_role_name (peer->role));
+    else
+    if (msg->command == CASK_BYE)
+        s_on_bye (self, peer);
+    else
+    if (msg->command == CASK_REGISTER)
+        s_on_register (self, peer, &rd);
+    else
+    if (msg->command == CASK_SUBMIT)
+        s_on_submit (self, peer, &rd);
+    else
+    if (msg->command == CASK_RELEASE)
+        s_on_release (self, peer, &rd);
+    else
+    if (msg->command == CASK_DONE)
+        s_on_done (self, peer, &rd);
+    else
+        s_on_libfail (self, peer, &rd);
+}
+
+//  Handles every message that is ready. Returns -1 when the socket failed.
+static int
+s_drain (cask_broker_t *self)
+{
+    for (int count = 0; count < S_DRAIN_MAX; count++) {
+        const char *why = NULL;
+        cask_recv_t rc = cask_message_recv (&self->msg, self->socket, true, ZMQ_DONTWAIT, &why);
+        if (rc == CASK_RECV_AGAIN)
+            break;
+        if (rc == CASK_RECV_TERM)
+            return -1;
+        if (rc == CASK_RECV_BAD) {
+            s_debug (self, "bad message: %s", why);
+            if (self->msg.routed)
+                cask_send_error (self->socket, &self->msg, CASK_ERR_MALFORMED, why);
+        }
+        else
+            s_handle (self);
+    }
+    return 0;
+}
+
+//  ---------------------------------------------------------------------
+//  Public API
+
+static int
+s_bind (cask_broker_t *self, const char *endpoint)
+{
+    int zero = 0;
+    self->context = zmq_ctx_new ();
+    self->socket = self->context ? zmq_socket (self->context, ZMQ_ROUTER) : NULL;
+    if (!self->socket)
+        return -1;
+    //  Unlimited queues: a batch is never dropped for a slow peer
+    zmq_setsockopt (self->socket, ZMQ_SNDHWM, &zero, sizeof zero);
+    zmq_setsockopt (self->socket, ZMQ_RCVHWM, &zero, sizeof zero);
+    zmq_setsockopt (self->socket, ZMQ_LINGER, &zero, sizeof zero);
+    if (zmq_bind (self->socket, endpoint))
+        return -1;
+    size_t size = sizeof self->endpoint;
+    return zmq_getsockopt (self->socket, ZMQ_LAST_ENDPOINT, self->endpoint, &size);
+}
+
+cask_broker_t *
+cask_broker_new (const char *endpoint, bool verbose)
+{
+    cask_broker_t *self = (cask_broker_t *) calloc (1, sizeof (cask_broker_t));
+    if (!self)
+        return NULL;
+    self->verbose = verbose;
+    cask_message_init (&self->msg);
+    cask_buf_init (&self->out);
+    cask_graph_sink_t sink = { s_sink_dispatch, s_sink_state, s_sink_free };
+    self->graph = cask_graph_new (&sink, self);
+    self->peers = zhashx_new ();
+    self->clients = zhashx_new ();
+    self->workers = zhashx_new ();
+    if (!self->graph || !self->peers || !self->clients || !self->workers) {
+        cask_broker_destroy (&self);
+        return NULL;
+    }
+    zhashx_set_destructor (self->peers, (zhashx_destructor_fn *) s_peer_destroy);
+    if (s_bind (self, endpoint)) {
+        s_log ('E', "cannot bind to %s: %s", endpoint, zmq_strerror (errno));
+        cask_broker_destroy (&self);
+        return NULL;
+    }
+    return self;
+}
+
+void
+cask_broker_destroy (cask_broker_t **self_p)
+{
+    cask_broker_t *self = *self_p;
+    if (!self)
+        return;
+    if (self->socket)
+        zmq_close (self->socket);
+    if (self->context)
+        zmq_ctx_term (self->context);
+    cask_graph_destroy (&self->graph);
+    zhashx_destroy (&self->clients);
+    zhashx_destroy (&self->workers);
+    zhashx_destroy (&self->peers);
+    for (size_t i = 0; i < self->nlibraries; i++)
+        s_library_destroy (&self->libraries [i]);
+    free (self->libraries);
+    free (self->dirty);
+    cask_message_close (&self->msg);
+    cask_buf_free (&self->out);
+    free (self);
+    *self_p = NULL;
+}
+
+const char *
+cask_broker_endpoint (cask_broker_t *self)
+{
+    return self->endpoint;
+}
+
+int
+cask_broker_run (cask_broker_t *self, volatile sig_atomic_t *stop)
+{
+    while (!*stop) {
+        zmq_pollitem_t item = { self->socket, 0, ZMQ_POLLIN, 0 };
+        int rc = zmq_poll (&item, 1, S_POLL_MSECS);
+        if (rc == -1 && errno == EINTR)
+            continue;
+        if (rc == -1 || s_drain (self)) {
+            s_log ('E', "socket failed: %s", zmq_strerror (errno));
+            return -1;
+        }
+        s_flush (self);
+    }
+    return 0;
+}

@@ -1,0 +1,32 @@
+/*  cask_broker.h - the cask broker: one ROUTER socket, one thread, one loop.
+
+    The broker greets clients and workers, keeps the libraries clients
+    register and hands them to every worker, feeds submitted tasks to its
+    graph (cask_graph) and turns what the graph decides into batched
+    messages: one TASK and one FREE message per worker and one STATE message
+    per client for each wake-up of the loop. Result data never passes
+    through it. Nothing a peer sends can make it stop: bad input is answered
+    with ERROR and the loop goes on.
+*/
+#ifndef CASK_BROKER_H_INCLUDED
+#define CASK_BROKER_H_INCLUDED
+
+#include <signal.h>
+#include <stdbool.h>
+
+#define CASK_BROKER_DEFAULT_BIND "tcp://127.0.0.1:8786"
+
+typedef struct _cask_broker_t cask_broker_t;
+
+//  Creates a broker bound to endpoint (tcp://host:* picks a free port).
+//  verbose logs every message. Returns NULL (logged) when binding fails.
+cask_broker_t *cask_broker_new (const char *endpoint, bool verbose);
+//  Stops serving and frees everything; safe on NULL and twice.
+void cask_broker_destroy (cask_broker_t **self_p);
+//  The endpoint the broker is bound to, with the real port.
+const char *cask_broker_endpoint (cask_broker_t *self);
+//  Serves until *stop becomes non-zero (a signal handler sets it) or the
+//  socket fails. Returns 0 when stopped, -1 on a socket error.
+int cask_broker_run (cask_broker_t *self, volatile sig_atomic_t *stop);
+
+#endif

@@ -1,0 +1,109 @@
+/*  cask_broker_main.c - the cask-broker command.
+
+    cask-broker [--bind ENDPOINT] [--endpoint-file FILE] [--verbose] [--help]
+
+    Binds, says where on stdout ("cask-broker: listening on tcp://...") and,
+    if asked, in FILE (written whole, then renamed into place, so a reader
+    never sees half of it), then serves until SIGINT or SIGTERM.
+*/
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "cask_broker.h"
+
+static volatile sig_atomic_t s_stop = 0;
+
+static void
+s_on_signal (int signum)
+{
+    (void) signum;
+    s_stop = 1;
+}
+
+static void
+s_usage (FILE *stream)
+{
+    fprintf (stream,
+        "usage: cask-broker [--bind ENDPOINT] [--endpoint-file FILE] [--verbose] [--help]\n"
+        "  --bind ENDPOINT       where to listen (default " CASK_BROKER_DEFAULT_BIND ";\n"
+        "                        tcp://127.0.0.1:* picks a free port)\n"
+        "  --endpoint-file FILE  write the endpoint bound to into FILE\n"
+        "  --verbose             log every message\n");
+}
+
+static int
+s_write_endpoint (const char *path, const char *endpoint)
+{
+    size_t size = strlen (path) + 5;
+    char *temporary = malloc (size);
+    if (!temporary)
+        return -1;
+    snprintf (temporary, size, "%s.tmp", path);
+    FILE *file = fopen (temporary, "w");
+    int rc = -1;
+    if (file) {
+        bool written = fprintf (file, "%s\n", endpoint) > 0;
+        if (fclose (file) == 0 && written)
+            rc = rename (temporary, path);
+        if (rc)
+            remove (temporary);
+    }
+    free (temporary);
+    return rc;
+}
+
+static void
+s_catch_signals (void)
+{
+    struct sigaction action;
+    memset (&action, 0, sizeof action);
+    action.sa_handler = s_on_signal;
+    sigemptyset (&action.sa_mask);
+    sigaction (SIGINT, &action, NULL);
+    sigaction (SIGTERM, &action, NULL);
+}
+
+int
+main (int argc, char *argv [])
+{
+    const char *bind = CASK_BROKER_DEFAULT_BIND;
+    const char *endpoint_file = NULL;
+    bool verbose = false;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp (argv [i], "--bind") == 0 && i + 1 < argc)
+            bind = argv [++i];
+        else
+        if (strcmp (argv [i], "--endpoint-file") == 0 && i + 1 < argc)
+            endpoint_file = argv [++i];
+        else
+        if (strcmp (argv [i], "--verbose") == 0)
+            verbose = true;
+        else
+        if (strcmp (argv [i], "--help") == 0) {
+            s_usage (stdout);
+            return EXIT_SUCCESS;
+        }
+        else {
+            fprintf (stderr, "cask-broker: bad argument '%s'\n", argv [i]);
+            s_usage (stderr);
+            return EXIT_FAILURE;
+        }
+    }
+    s_catch_signals ();
+    cask_broker_t *broker = cask_broker_new (bind, verbose);
+    if (!broker)
+        return EXIT_FAILURE;
+    printf ("cask-broker: listening on %s\n", cask_broker_endpoint (broker));
+    fflush (stdout);
+    if (endpoint_file && s_write_endpoint (endpoint_file, cask_broker_endpoint (broker))) {
+        fprintf (stderr, "E: cask-broker: cannot write %s\n", endpoint_file);
+        cask_broker_destroy (&broker);
+        return EXIT_FAILURE;
+    }
+    int rc = cask_broker_run (broker, &s_stop);
+    cask_broker_destroy (&broker);
+    if (endpoint_file)
+        remove (endpoint_file);
+    return rc ? EXIT_FAILURE : EXIT_SUCCESS;
+}

@@ -1,0 +1,1219 @@
+/*  cask_graph.c - the broker's task graph (see cask_graph.h).
+
+    One allocation per task holds the record, its dependency links, its
+    payload frames, its arguments and its key. Tasks live in an
+    open-addressing hash map (linear probing, backward-shift deletion).
+    Dependents are kept as (task, slot) links with back-indices, so a link is
+    removed in O(1) whatever the fan-out.
+
+    Every change that may make a task unwanted, forgettable or wanted again
+    "touches" it; settling pops touched tasks and releases, forgets or
+    revives them, iteratively, so cascades over long chains never recurse.
+*/
+#include <assert.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include "cask_graph.h"
+
+//  Placement cost model: seconds to move a byte, and to fetch at all.
+#define S_BANDWIDTH 100e6
+#define S_FETCH_LATENCY 100e-6
+//  Mean duration of a function never seen to finish, in seconds.
+#define S_DEFAULT_DURATION 1e-3
+//  The mean duration follows the last S_DURATION_WINDOW runs.
+#define S_DURATION_WINDOW 16
+
+typedef enum {
+    S_WAITING,                  //  some dependency not in memory
+    S_READY,                    //  all dependencies in memory, no worker yet
+    S_PROCESSING,               //  sent to a worker
+    S_MEMORY,                   //  result held by its worker
+    S_ERRED,                    //  failed, or a dependency failed
+    S_RELEASED,                 //  no result anywhere; kept for its dependents
+    S_NSTATES
+} s_state_t;
+
+typedef struct {
+    uint32_t id;
+    uint32_t nthreads;
+    uint32_t inflight;
+    uint64_t tasks_done;
+    uint64_t nbytes;            //  bytes of results held
+    uint64_t local_bytes;       //  scratch: bytes of a task's deps held here
+    uint32_t local_deps;        //  scratch: how many of its deps are here
+    size_t endpoint_len;
+    char endpoint [CASK_MAX_KEY + 1];
+} s_worker_t;
+
+//  A failure, shared by the task that failed and every task it took down.
+typedef struct {
+    unsigned refs;
+    uint32_t worker;
+    cask_str_t cause;
+    cask_str_t function;
+    cask_str_t message;
+} s_error_t;
+
+typedef struct {
+    uint32_t client;
+    uint32_t count;
+} s_hold_t;
+
+//  task->deps [i]: the dependency, and where this link sits in its dependents.
+typedef struct {
+    cask_gtask_t *task;
+    uint32_t pos;
+} s_dep_t;
+
+//  task->dependents [j]: the dependent, and which of its deps slots is us.
+typedef struct {
+    cask_gtask_t *task;
+    uint32_t slot;
+} s_dependent_t;
+
+struct _cask_gtask_t {
+    uint64_t hash;
+    uint8_t state;              //  s_state_t
+    uint8_t flags;
+    bool touched;               //  on the settle stack
+    uint8_t type;               //  memory: cask_type_t of the result
+    uint32_t fn;
+    int32_t priority;
+    uint32_t ndeps;
+    uint32_t nwaiting;          //  deps not in memory, while waiting
+    uint32_t nneeded;           //  dependents waiting or processing
+    uint32_t ndependents;
+    uint32_t capdependents;
+    uint32_t nholds;
+    uint32_t capholds;
+    uint32_t nframes;
+    uint32_t args_size;
+    uint32_t key_len;
+    uint64_t nbytes;            //  memory: size of the result
+    s_worker_t *worker;         //  processing: runs it; memory: holds it
+    s_error_t *error;           //  erred: why
+    s_dependent_t *dependents;
+    s_hold_t *holds;            //  hold_inline, or heap when more clients
+    s_hold_t hold_inline;
+    cask_gtask_t *prev, *next;  //  ready queue
+    s_dep_t *deps;              //  these four point into this allocation
+    zmq_msg_t *frames;
+    uint8_t *args;
+    char *key;
+};
+
+typedef struct {
+    cask_gtask_t **items;
+    size_t size;
+    size_t cap;
+} s_vec_t;
+
+typedef struct {
+    char *name;
+    size_t name_len;
+    double mean_duration;       //  seconds
+    uint32_t runs;
+} s_function_t;
+
+struct _cask_graph_t {
+    cask_graph_sink_t sink;
+    void *arg;
+    cask_gtask_t **slots;       //  hash map
+    size_t capslots;            //  power of two
+    size_t ntasks;
+    uint64_t seed;
+    size_t counts [S_NSTATES];
+    s_worker_t **workers;
+    size_t nworkers;
+    size_t capworkers;
+    s_function_t *functions;    //  indexed by id
+    size_t nfunctions;
+    cask_gtask_t *ready_head;   //  ready tasks waiting for a worker
+    cask_gtask_t *ready_tail;
+    s_vec_t touched;            //  to settle
+    s_vec_t failing;            //  error propagation
+};
+
+//  ---------------------------------------------------------------------
+//  Small helpers
+
+static void *
+s_alloc_or_die (void *ptr)
+{
+    //  Bookkeeping that cannot fail half-way: like Redis, give up on OOM.
+    if (!ptr) {
+        fprintf (stderr, "E: cask graph: out of memory\n");
+        abort ();
+    }
+    return ptr;
+}
+
+static void
+s_vec_push (s_vec_t *vec, cask_gtask_t *task)
+{
+    if (vec->size == vec->cap) {
+        vec->cap = vec->cap ? vec->cap * 2 : 64;
+        vec->items = s_alloc_or_die (realloc (vec->items, vec->cap * sizeof (cask_gtask_t *)));
+    }
+    vec->items [vec->size++] = task;
+}
+
+static cask_gtask_t *
+s_vec_pop (s_vec_t *vec)
+{
+    return vec->size ? vec->items [--vec->size] : NULL;
+}
+
+static cask_str_t
+s_view (const char *ptr, size_t len)
+{
+    cask_str_t view = { ptr, len };
+    return view;
+}
+
+static uint64_t
+s_hash (uint64_t seed, const char *key, size_t len)
+{
+    //  FNV-1a, then a murmur-style finalizer to spread the low bits.
+    uint64_t hash = 0xcbf29ce484222325ULL ^ seed;
+    for (size_t i = 0; i < len; i++) {
+        hash ^= (uint8_t) key [i];
+        hash *= 0x100000001b3ULL;
+    }
+    hash ^= hash >> 33;
+    hash *= 0xff51afd7ed558ccdULL;
+    hash ^= hash >> 33;
+    return hash;
+}
+
+static bool
+s_wanted (const cask_gtask_t *task)
+{
+    return task->nholds > 0 || task->nneeded > 0;
+}
+
+static bool
+s_holds_needs (uint8_t state)
+{
+    return state == S_WAITING || state == S_READY || state == S_PROCESSING;
+}
+
+static void
+s_touch (cask_graph_t *self, cask_gtask_t *task)
+{
+    if (!task->touched) {
+        task->touched = true;
+        s_vec_push (&self->touched, task);
+    }
+}
+
+//  ---------------------------------------------------------------------
+//  Hash map of tasks by key
+
+static cask_gtask_t *
+s_map_find (cask_graph_t *self, const char *key, size_t len, uint64_t hash)
+{
+    size_t mask = self->capslots - 1;
+    for (size_t i = hash & mask; self->slots [i]; i = (i + 1) & mask) {
+        cask_gtask_t *task = self->slots [i];
+        if (task->hash == hash && task->key_len == len && memcmp (task->key, key, len) == 0)
+            return task;
+    }
+    return NULL;
+}
+
+static void
+s_map_place (cask_gtask_t **slots, size_t cap, cask_gtask_t *task)
+{
+    size_t i = task->hash & (cap - 1);
+    while (slots [i])
+        i = (i + 1) & (cap - 1);
+    slots [i] = task;
+}
+
+static int
+s_map_insert (cask_graph_t *self, cask_gtask_t *task)
+{
+    if ((self->ntasks + 1) * 10 > self->capslots * 7) {
+        size_t cap = self->capslots * 2;
+        cask_gtask_t **slots = calloc (cap, sizeof (cask_gtask_t *));
+        if (!slots)
+            return -1;
+        for (size_t i = 0; i < self->capslots; i++)
+            if (self->slots [i])
+                s_map_place (slots, cap, self->slots [i]);
+        free (self->slots);
+        self->slots = slots;
+        self->capslots = cap;
+    }
+    s_map_place (self->slots, self->capslots, task);
+    self->ntasks++;
+    return 0;
+}
+
+static void
+s_map_remove (cask_graph_t *self, cask_gtask_t *task)
+{
+    size_t mask = self->capslots - 1;
+    size_t hole = task->hash & mask;
+    while (self->slots [hole] != task)
+        hole = (hole + 1) & mask;
+    //  Backward shift: pull later entries of the probe run into the hole
+    //  unless their home lies cyclically after the hole.
+    size_t next = hole;
+    while (true) {
+        next = (next + 1) & mask;
+        cask_gtask_t *moving = self->slots [next];
+        if (!moving)
+            break;
+        size_t home = moving->hash & mask;
+        bool stays = hole <= next ? (hole < home && home <= next)
+                                  : (hole < home || home <= next);
+        if (!stays) {
+            self->slots [hole] = moving;
+            hole = next;
+        }
+    }
+    self->slots [hole] = NULL;
+    self->ntasks--;
+}
+
+//  ---------------------------------------------------------------------
+//  Functions and workers
+
+static s_function_t *
+s_function (cask_graph_t *self, uint32_t id)
+{
+    if (id < self->nfunctions && self->functions [id].name)
+        return &self->functions [id];
+    return NULL;
+}
+
+static cask_str_t
+s_function_name (cask_graph_t *self, uint32_t id)
+{
+    s_function_t *function = s_function (self, id);
+    return function ? s_view (function->name, function->name_len) : s_view ("", 0);
+}
+
+static void
+s_function_learn (cask_graph_t *self, uint32_t id, uint32_t duration_us)
+{
+    s_function_t *function = s_function (self, id);
+    if (!function)
+        return;
+    double seconds = duration_us / 1e6;
+    if (function->runs < S_DURATION_WINDOW)
+        function->runs++;
+    if (function->runs == 1)
+        function->mean_duration = seconds;
+    else
+        function->mean_duration += (seconds - function->mean_duration) / function->runs;
+}
+
+static s_worker_t *
+s_worker (cask_graph_t *self, uint32_t id)
+{
+    for (size_t i = 0; i < self->nworkers; i++)
+        if (self->workers [i]->id == id)
+            return self->workers [i];
+    return NULL;
+}
+
+//  The worker where task would start soonest: the time to fetch the
+//  dependency bytes it lacks, plus the time its queue takes to drain.
+static s_worker_t *
+s_place (cask_graph_t *self, cask_gtask_t *task)
+{
+    uint64_t total_bytes = 0;
+    for (size_t i = 0; i < self->nworkers; i++) {
+        self->workers [i]->local_bytes = 0;
+        self->workers [i]->local_deps = 0;
+    }
+    for (uint32_t i = 0; i < task->ndeps; i++) {
+        cask_gtask_t *dep = task->deps [i].task;
+        total_bytes += dep->nbytes;
+        if (dep->worker) {
+            dep->worker->local_bytes += dep->nbytes;
+            dep->worker->local_deps++;
+        }
+    }
+    s_function_t *function = s_function (self, task->fn);
+    double duration = function && function->runs ? function->mean_duration
+                                                  : S_DEFAULT_DURATION;
+    s_worker_t *best = NULL;
+    double best_start = 0;
+    for (size_t i = 0; i < self->nworkers; i++) {
+        s_worker_t *worker = self->workers [i];
+        double start = (total_bytes - worker->local_bytes) / S_BANDWIDTH
+                     + (task->ndeps - worker->local_deps) * S_FETCH_LATENCY
+                     + (double) worker->inflight / worker->nthreads * duration;
+        if (!best || start < best_start) {
+            best = worker;
+            best_start = start;
+        }
+    }
+    return best;
+}
+
+//  ---------------------------------------------------------------------
+//  Errors
+
+static s_error_t *
+s_error_new (cask_str_t cause, cask_str_t function, uint32_t worker, const char *message,
+             size_t message_len)
+{
+    if (message_len > UINT16_MAX)
+        message_len = UINT16_MAX;
+    s_error_t *error = s_alloc_or_die (malloc (sizeof (s_error_t) + cause.len
+                                               + function.len + message_len + 3));
+    char *text = (char *) (error + 1);
+    error->refs = 1;
+    error->worker = worker;
+    error->cause = s_view (text, cause.len);
+    memcpy (text, cause.ptr, cause.len);
+    text [cause.len] = 0;
+    text += cause.len + 1;
+    error->function = s_view (text, function.len);
+    memcpy (text, function.ptr, function.len);
+    text [function.len] = 0;
+    text += function.len + 1;
+    error->message = s_view (text, message_len);
+    memcpy (text, message, message_len);
+    text [message_len] = 0;
+    return error;
+}
+
+static void
+s_error_unref (s_error_t **error_p)
+{
+    if (*error_p && --(*error_p)->refs == 0)
+        free (*error_p);
+    *error_p = NULL;
+}
+
+//  ---------------------------------------------------------------------
+//  Holds of clients on a task
+
+static s_hold_t *
+s_hold_find (cask_gtask_t *task, uint32_t client)
+{
+    for (uint32_t i = 0; i < task->nholds; i++)
+        if (task->holds [i].client == client)
+            return &task->holds [i];
+    return NULL;
+}
+
+static void
+s_hold_add (cask_gtask_t *task, uint32_t client)
+{
+    s_hold_t *hold = s_hold_find (task, client);
+    if (hold) {
+        hold->count++;
+        return;
+    }
+    if (task->nholds == task->capholds) {
+        uint32_t cap = task->capholds * 2;
+        s_hold_t *holds = s_alloc_or_die (malloc (cap * sizeof (s_hold_t)));
+        memcpy (holds, task->holds, task->nholds * sizeof (s_hold_t));
+        if (task->holds != &task->hold_inline)
+            free (task->holds);
+        task->holds = holds;
+        task->capholds = cap;
+    }
+    task->holds [task->nholds].client = client;
+    task->holds [task->nholds].count = 1;
+    task->nholds++;
+}
+
+static void
+s_hold_drop (cask_gtask_t *task, s_hold_t *hold, bool all)
+{
+    if (!all && --hold->count > 0)
+        return;
+    *hold = task->holds [--task->nholds];
+}
+
+static void
+s_notify_holders (cask_graph_t *self, cask_gtask_t *task)
+{
+    for (uint32_t i = 0; i < task->nholds; i++)
+        self->sink.state (self->arg, task->holds [i].client, task);
+}
+
+//  ---------------------------------------------------------------------
+//  States. s_set_state keeps two invariants: a task in the ready queue is
+//  exactly a task in S_READY, and a task holds a need on each dependency
+//  exactly while it is waiting, ready or processing.
+
+static void
+s_queue_unlink (cask_graph_t *self, cask_gtask_t *task)
+{
+    if (task->prev)
+        task->prev->next = task->next;
+    else
+        self->ready_head = task->next;
+    if (task->next)
+        task->next->prev = task->prev;
+    else
+        self->ready_tail = task->prev;
+    task->prev = task->next = NULL;
+}
+
+static void
+s_queue_append (cask_graph_t *self, cask_gtask_t *task)
+{
+    task->prev = self->ready_tail;
+    task->next = NULL;
+    if (self->ready_tail)
+        self->ready_tail->next = task;
+    else
+        self->ready_head = task;
+    self->ready_tail = task;
+}
+
+//  Sets and returns how many dependencies of a waiting task are not in memory.
+static uint32_t
+s_count_missing (cask_gtask_t *task)
+{
+    task->nwaiting = 0;
+    for (uint32_t i = 0; i < task->ndeps; i++)
+        if (task->deps [i].task->state != S_MEMORY)
+            task->nwaiting++;
+    return task->nwaiting;
+}
+
+static void
+s_acquire_needs (cask_graph_t *self, cask_gtask_t *task)
+{
+    s_count_missing (task);
+    for (uint32_t i = 0; i < task->ndeps; i++) {
+        cask_gtask_t *dep = task->deps [i].task;
+        dep->nneeded++;
+        if (dep->state == S_RELEASED)
+            s_touch (self, dep);        //  to be computed again
+    }
+}
+
+static void
+s_drop_needs (cask_graph_t *self, cask_gtask_t *task)
+{
+    for (uint32_t i = 0; i < task->ndeps; i++) {
+        cask_gtask_t *dep = task->deps [i].task;
+        assert (dep->nneeded > 0);
+        dep->nneeded--;
+        s_touch (self, dep);
+    }
+}
+
+static void
+s_set_state (cask_graph_t *self, cask_gtask_t *task, s_state_t state)
+{
+    s_state_t old = (s_state_t) task->state;
+    if (old == S_READY)
+        s_queue_unlink (self, task);
+    if (state == S_READY)
+        s_queue_append (self, task);
+    self->counts [old]--;
+    self->counts [state]++;
+    task->state = state;
+    if (s_holds_needs (old) && !s_holds_needs (state))
+        s_drop_needs (self, task);
+    else
+    if (!s_holds_needs (old) && s_holds_needs (state))
+        s_acquire_needs (self, task);
+}
+
+static void
+s_dispatch (cask_graph_t *self, cask_gtask_t *task, s_worker_t *worker)
+{
+    s_set_state (self, task, S_PROCESSING);
+    task->worker = worker;
+    worker->inflight++;
+    self->sink.dispatch (self->arg, worker->id, task);
+}
+
+//  All dependencies are in memory: run it, or queue it until a worker joins.
+static void
+s_make_ready (cask_graph_t *self, cask_gtask_t *task)
+{
+    s_worker_t *worker = s_place (self, task);
+    if (worker)
+        s_dispatch (self, task, worker);
+    else
+        s_set_state (self, task, S_READY);
+}
+
+static void
+s_lose_result (cask_graph_t *self, cask_gtask_t *task)
+{
+    task->worker->nbytes -= task->nbytes;
+    task->worker = NULL;
+    s_set_state (self, task, S_RELEASED);
+}
+
+//  Erred with error, and so is every task waiting on it, transitively.
+static void
+s_fail (cask_graph_t *self, cask_gtask_t *task, s_error_t *error)
+{
+    s_vec_push (&self->failing, task);
+    while ((task = s_vec_pop (&self->failing))) {
+        if (task->state == S_ERRED)
+            continue;           //  reached twice through repeated deps
+        task->error = error;
+        error->refs++;
+        task->worker = NULL;
+        s_set_state (self, task, S_ERRED);
+        s_notify_holders (self, task);
+        s_touch (self, task);
+        for (uint32_t i = 0; i < task->ndependents; i++) {
+            cask_gtask_t *dependent = task->dependents [i].task;
+            if (dependent->state == S_WAITING || dependent->state == S_READY)
+                s_vec_push (&self->failing, dependent);
+        }
+    }
+    s_error_unref (&error);
+}
+
+//  A released task is wanted again: compute it again, with its dependencies.
+static void
+s_revive (cask_graph_t *self, cask_gtask_t *task)
+{
+    for (uint32_t i = 0; i < task->ndeps; i++) {
+        s_error_t *error = task->deps [i].task->error;
+        if (error) {
+            error->refs++;
+            s_fail (self, task, error);
+            return;
+        }
+    }
+    s_set_state (self, task, S_WAITING);
+    if (task->nwaiting == 0)
+        s_make_ready (self, task);
+}
+
+//  ---------------------------------------------------------------------
+//  Task records
+
+static size_t
+s_align (size_t size)
+{
+    return (size + 15) & ~(size_t) 15;
+}
+
+static cask_gtask_t *
+s_task_new (cask_graph_t *self, cask_str_t key, uint32_t ndeps, uint32_t nframes,
+            uint32_t args_size)
+{
+    size_t deps_at = s_align (sizeof (cask_gtask_t));
+    size_t frames_at = deps_at + s_align (ndeps * sizeof (s_dep_t));
+    size_t args_at = frames_at + nframes * sizeof (zmq_msg_t);
+    size_t key_at = args_at + args_size;
+    uint8_t *block = malloc (key_at + key.len + 1);
+    if (!block)
+        return NULL;
+    cask_gtask_t *task = (cask_gtask_t *) block;
+    memset (task, 0, sizeof (cask_gtask_t));
+    task->deps = (s_dep_t *) (block + deps_at);
+    task->frames = (zmq_msg_t *) (block + frames_at);
+    task->args = block + args_at;
+    task->key = (char *) block + key_at;
+    memcpy (task->key, key.ptr, key.len);
+    task->key [key.len] = 0;
+    task->key_len = (uint32_t) key.len;
+    task->hash = s_hash (self->seed, key.ptr, key.len);
+    task->holds = &task->hold_inline;
+    task->capholds = 1;
+    task->state = S_RELEASED;       //  holds nothing yet
+    if (s_map_insert (self, task)) {
+        free (block);
+        return NULL;
+    }
+    self->counts [S_RELEASED]++;
+    return task;
+}
+
+static void
+s_link (cask_gtask_t *task, uint32_t slot, cask_gtask_t *dep)
+{
+    if (dep->ndependents == dep->capdependents) {
+        dep->capdependents = dep->capdependents ? dep->capdependents * 2 : 4;
+        dep->dependents = s_alloc_or_die (realloc (dep->dependents,
+            dep->capdependents * sizeof (s_dependent_t)));
+    }
+    dep->dependents [dep->ndependents].task = task;
+    dep->dependents [dep->ndependents].slot = slot;
+    task->deps [slot].task = dep;
+    task->deps [slot].pos = dep->ndependents++;
+}
+
+static void
+s_unlink (cask_gtask_t *task, uint32_t slot)
+{
+    cask_gtask_t *dep = task->deps [slot].task;
+    uint32_t pos = task->deps [slot].pos;
+    s_dependent_t last = dep->dependents [--dep->ndependents];
+    dep->dependents [pos] = last;
+    last.task->deps [last.slot].pos = pos;
+}
+
+static void
+s_task_free (cask_gtask_t *task)
+{
+    for (uint32_t i = 0; i < task->ndeps; i++)
+        s_unlink (task, i);
+    for (uint32_t i = 0; i < task->nframes; i++)
+        zmq_msg_close (&task->frames [i]);
+    if (task->holds != &task->hold_inline)
+        free (task->holds);
+    s_error_unref (&task->error);
+    free (task->dependents);
+    free (task);
+}
+
+static void
+s_forget (cask_graph_t *self, cask_gtask_t *task)
+{
+    assert (task->state != S_READY);
+    for (uint32_t i = 0; i < task->ndeps; i++)
+        s_touch (self, task->deps [i].task);
+    s_map_remove (self, task);
+    self->counts [task->state]--;
+    s_task_free (task);
+}
+
+//  Releases what nobody wants, forgets what nothing refers to, computes
+//  again what is wanted but gone, until nothing changes.
+static void
+s_settle (cask_graph_t *self)
+{
+    cask_gtask_t *task;
+    while ((task = s_vec_pop (&self->touched))) {
+        task->touched = false;
+        if (s_wanted (task)) {
+            if (task->state == S_RELEASED)
+                s_revive (self, task);
+            continue;
+        }
+        if (task->state == S_WAITING || task->state == S_READY)
+            s_set_state (self, task, S_RELEASED);
+        else
+        if (task->state == S_MEMORY) {
+            self->sink.free (self->arg, task->worker->id, s_view (task->key, task->key_len));
+            s_lose_result (self, task);
+        }
+        if (task->ndependents == 0 && task->state != S_PROCESSING)
+            s_forget (self, task);
+    }
+}
+
+//  ---------------------------------------------------------------------
+//  Public API
+
+cask_graph_t *
+cask_graph_new (const cask_graph_sink_t *sink, void *arg)
+{
+    cask_graph_t *self = calloc (1, sizeof (cask_graph_t));
+    if (!self)
+        return NULL;
+    self->sink = *sink;
+    self->arg = arg;
+    self->capslots = 1024;
+    self->slots = calloc (self->capslots, sizeof (cask_gtask_t *));
+    if (!self->slots) {
+        free (self);
+        return NULL;
+    }
+    self->seed = (uint64_t) time (NULL) ^ (uint64_t) (uintptr_t) self;
+    return self;
+}
+
+void
+cask_graph_destroy (cask_graph_t **self_p)
+{
+    cask_graph_t *self = *self_p;
+    if (!self)
+        return;
+    //  Links point both ways: drop them all before freeing any task.
+    for (size_t i = 0; i < self->capslots; i++)
+        if (self->slots [i])
+            self->slots [i]->ndeps = 0;
+    for (size_t i = 0; i < self->capslots; i++)
+        if (self->slots [i])
+            s_task_free (self->slots [i]);
+    free (self->slots);
+    for (size_t i = 0; i < self->nworkers; i++)
+        free (self->workers [i]);
+    free (self->workers);
+    for (size_t i = 0; i < self->nfunctions; i++)
+        free (self->functions [i].name);
+    free (self->functions);
+    free (self->touched.items);
+    free (self->failing.items);
+    free (self);
+    *self_p = NULL;
+}
+
+int
+cask_graph_function_add (cask_graph_t *self, uint32_t id, cask_str_t name)
+{
+    if (id >= self->nfunctions) {
+        size_t count = (size_t) id + 1 > self->nfunctions * 2 ? (size_t) id + 1
+                                                              : self->nfunctions * 2;
+        s_function_t *functions = realloc (self->functions, count * sizeof (s_function_t));
+        if (!functions)
+            return -1;
+        memset (functions + self->nfunctions, 0,
+                (count - self->nfunctions) * sizeof (s_function_t));
+        self->functions = functions;
+        self->nfunctions = count;
+    }
+    char *copy = malloc (name.len + 1);
+    if (!copy)
+        return -1;
+    memcpy (copy, name.ptr, name.len);
+    copy [name.len] = 0;
+    s_function_t *function = &self->functions [id];
+    free (function->name);
+    function->name = copy;
+    function->name_len = name.len;
+    function->runs = 0;
+    return 0;
+}
+
+int
+cask_graph_worker_add (cask_graph_t *self, uint32_t id, cask_str_t endpoint,
+                       uint32_t nthreads)
+{
+    if (s_worker (self, id) || endpoint.len > CASK_MAX_KEY)
+        return -1;
+    if (self->nworkers == self->capworkers) {
+        size_t cap = self->capworkers ? self->capworkers * 2 : 8;
+        s_worker_t **workers = realloc (self->workers, cap * sizeof (s_worker_t *));
+        if (!workers)
+            return -1;
+        self->workers = workers;
+        self->capworkers = cap;
+    }
+    s_worker_t *worker = calloc (1, sizeof (s_worker_t));
+    if (!worker)
+        return -1;
+    worker->id = id;
+    worker->nthreads = nthreads ? nthreads : 1;
+    memcpy (worker->endpoint, endpoint.ptr, endpoint.len);
+    worker->endpoint_len = endpoint.len;
+    self->workers [self->nworkers++] = worker;
+    while (self->ready_head)
+        s_make_ready (self, self->ready_head);
+    return 0;
+}
+
+void
+cask_graph_worker_remove (cask_graph_t *self, uint32_t id)
+{
+    s_worker_t *worker = s_worker (self, id);
+    if (!worker)
+        return;
+    for (size_t i = 0; i < self->nworkers; i++)
+        if (self->workers [i] == worker) {
+            self->workers [i] = self->workers [--self->nworkers];
+            break;
+        }
+
+    //  Running tasks go back to waiting first: the dependents of the lost
+    //  results that were waiting already then count them as missing again,
+    //  and the tasks to run again count what they miss afresh.
+    s_vec_t lost = { 0 }, rerun = { 0 };
+    for (size_t i = 0; i < self->capslots; i++) {
+        cask_gtask_t *task = self->slots [i];
+        if (!task || task->worker != worker)
+            continue;
+        if (task->state == S_MEMORY)
+            s_vec_push (&lost, task);
+        else {
+            task->worker = NULL;
+            s_set_state (self, task, S_WAITING);
+            s_vec_push (&rerun, task);
+        }
+    }
+    for (size_t i = 0; i < lost.size; i++) {
+        cask_gtask_t *task = lost.items [i];
+        s_lose_result (self, task);
+        for (uint32_t j = 0; j < task->ndependents; j++) {
+            cask_gtask_t *dependent = task->dependents [j].task;
+            if (dependent->state == S_READY)
+                s_set_state (self, dependent, S_WAITING);
+            if (dependent->state == S_WAITING)
+                dependent->nwaiting++;
+        }
+    }
+    for (size_t i = 0; i < lost.size; i++) {
+        s_notify_holders (self, lost.items [i]);    //  waiting again
+        s_touch (self, lost.items [i]);
+    }
+    for (size_t i = 0; i < rerun.size; i++) {
+        cask_gtask_t *task = rerun.items [i];
+        if (!s_wanted (task))
+            s_touch (self, task);
+        else
+        if (s_count_missing (task) == 0)
+            s_make_ready (self, task);
+    }
+    free (lost.items);
+    free (rerun.items);
+    free (worker);
+    s_settle (self);
+}
+
+//  Resolves the record's dependency keys: all known and none erred gives 0;
+//  otherwise *error says why the task cannot run.
+static int
+s_resolve_deps (cask_graph_t *self, const cask_task_t *rec, s_error_t **error)
+{
+    cask_rd_t deps = rec->deps;
+    for (uint32_t i = 0; i < rec->ndeps; i++) {
+        cask_str_t dep_key = cask_get_str8 (&deps);
+        cask_gtask_t *dep = s_map_find (self, dep_key.ptr, dep_key.len,
+                                        s_hash (self->seed, dep_key.ptr, dep_key.len));
+        if (!dep) {
+            char message [300];
+            int len = snprintf (message, sizeof message, "unknown dependency %.*s",
+                                (int) dep_key.len, dep_key.ptr);
+            *error = s_error_new (rec->key, s_function_name (self, rec->fn), 0, message,
+                                  (size_t) len);
+            return -1;
+        }
+        if (dep->error) {
+            dep->error->refs++;
+            *error = dep->error;
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static int
+s_submit_existing (cask_graph_t *self, uint32_t client, cask_gtask_t *task)
+{
+    s_hold_add (task, client);
+    if (task->state == S_MEMORY || task->state == S_ERRED)
+        self->sink.state (self->arg, client, task);
+    else
+    if (task->state == S_RELEASED)
+        s_touch (self, task);
+    s_settle (self);
+    return 0;
+}
+
+static int
+s_submit_failed (cask_graph_t *self, uint32_t client, cask_str_t key, s_error_t *error)
+{
+    cask_gtask_t *task = s_task_new (self, key, 0, 0, 0);
+    if (!task) {
+        s_error_unref (&error);
+        return -1;
+    }
+    s_hold_add (task, client);
+    s_fail (self, task, error);
+    s_settle (self);
+    return 0;
+}
+
+int
+cask_graph_submit (cask_graph_t *self, uint32_t client, const cask_task_t *rec,
+                   zmq_msg_t *frames)
+{
+    if (rec->key.len == 0 || rec->key.len > CASK_MAX_KEY)
+        return -1;
+    cask_gtask_t *task = s_map_find (self, rec->key.ptr, rec->key.len,
+                                     s_hash (self->seed, rec->key.ptr, rec->key.len));
+    if (task)
+        return s_submit_existing (self, client, task);
+
+    if (!s_function (self, rec->fn)) {
+        char message [64];
+        int len = snprintf (message, sizeof message, "unknown function id %u", rec->fn);
+        return s_submit_failed (self, client, rec->key,
+                                s_error_new (rec->key, s_view ("", 0), 0, message, (size_t) len));
+    }
+    s_error_t *error = NULL;
+    if (s_resolve_deps (self, rec, &error))
+        return s_submit_failed (self, client, rec->key, error);
+
+    task = s_task_new (self, rec->key, rec->ndeps, rec->nframes, (uint32_t) rec->args.len);
+    if (!task)
+        return -1;
+    task->fn = rec->fn;
+    task->flags = rec->flags;
+    task->priority = rec->priority;
+    task->ndeps = rec->ndeps;
+    task->nframes = rec->nframes;
+    task->args_size = (uint32_t) rec->args.len;
+    memcpy (task->args, rec->args.ptr, rec->args.len);
+    for (uint32_t i = 0; i < rec->nframes; i++) {
+        zmq_msg_init (&task->frames [i]);
+        zmq_msg_move (&task->frames [i], &frames [i]);
+    }
+    cask_rd_t deps = rec->deps;
+    for (uint32_t i = 0; i < rec->ndeps; i++) {
+        cask_str_t dep_key = cask_get_str8 (&deps);
+        s_link (task, i, s_map_find (self, dep_key.ptr, dep_key.len,
+                                     s_hash (self->seed, dep_key.ptr, dep_key.len)));
+    }
+    s_hold_add (task, client);
+    s_set_state (self, task, S_WAITING);
+    if (task->nwaiting == 0)
+        s_make_ready (self, task);
+    s_settle (self);
+    return 0;
+}
+
+int
+cask_graph_submit_erred (cask_graph_t *self, uint32_t client, cask_str_t key,
+                         const char *message)
+{
+    if (key.len == 0 || key.len > CASK_MAX_KEY)
+        return -1;
+    cask_gtask_t *task = s_map_find (self, key.ptr, key.len,
+                                     s_hash (self->seed, key.ptr, key.len));
+    if (task)
+        return s_submit_existing (self, client, task);
+    return s_submit_failed (self, client, key,
+                            s_error_new (key, s_view ("", 0), 0, message, strlen (message)));
+}
+
+int
+cask_graph_release (cask_graph_t *self, uint32_t client, cask_str_t key)
+{
+    cask_gtask_t *task = s_map_find (self, key.ptr, key.len,
+                                     s_hash (self->seed, key.ptr, key.len));
+    s_hold_t *hold = task ? s_hold_find (task, client) : NULL;
+    if (!hold)
+        return -1;
+    s_hold_drop (task, hold, false);
+    s_touch (self, task);
+    s_settle (self);
+    return 0;
+}
+
+void
+cask_graph_client_gone (cask_graph_t *self, uint32_t client)
+{
+    for (size_t i = 0; i < self->capslots; i++) {
+        cask_gtask_t *task = self->slots [i];
+        s_hold_t *hold = task ? s_hold_find (task, client) : NULL;
+        if (hold) {
+            s_hold_drop (task, hold, true);
+            s_touch (self, task);
+        }
+    }
+    s_settle (self);
+}
+
+int
+cask_graph_done (cask_graph_t *self, uint32_t id, const cask_done_t *rec)
+{
+    s_worker_t *worker = s_worker (self, id);
+    cask_gtask_t *task = s_map_find (self, rec->key.ptr, rec->key.len,
+                                     s_hash (self->seed, rec->key.ptr, rec->key.len));
+    if (!worker || !task || task->state != S_PROCESSING || task->worker != worker)
+        return -1;
+    worker->inflight--;
+    worker->tasks_done++;
+    if (rec->ok) {
+        s_function_learn (self, task->fn, rec->duration_us);
+        task->type = rec->type;
+        task->nbytes = rec->nbytes;
+        worker->nbytes += rec->nbytes;
+        s_set_state (self, task, S_MEMORY);
+        s_notify_holders (self, task);
+        for (uint32_t i = 0; i < task->ndependents; i++) {
+            cask_gtask_t *dependent = task->dependents [i].task;
+            if (dependent->state == S_WAITING && --dependent->nwaiting == 0)
+                s_make_ready (self, dependent);
+        }
+        s_touch (self, task);
+    }
+    else
+        s_fail (self, task, s_error_new (s_view (task->key, task->key_len),
+                                         s_function_name (self, task->fn), id,
+                                         rec->message.ptr, rec->message.len));
+    s_settle (self);
+    return 0;
+}
+
+const cask_gtask_t *
+cask_graph_find (cask_graph_t *self, cask_str_t key)
+{
+    return s_map_find (self, key.ptr, key.len, s_hash (self->seed, key.ptr, key.len));
+}
+
+void
+cask_graph_counts (cask_graph_t *self, cask_graph_counts_t *counts)
+{
+    counts->waiting = self->counts [S_WAITING] + self->counts [S_READY];
+    counts->processing = self->counts [S_PROCESSING];
+    counts->memory = self->counts [S_MEMORY];
+    counts->erred = self->counts [S_ERRED];
+    counts->released = self->counts [S_RELEASED];
+    counts->total = self->ntasks;
+}
+
+int
+cask_graph_worker_load (cask_graph_t *self, uint32_t id, uint32_t *inflight,
+                        uint64_t *tasks_done, uint64_t *nbytes)
+{
+    s_worker_t *worker = s_worker (self, id);
+    if (!worker)
+        return -1;
+    *inflight = worker->inflight;
+    *tasks_done = worker->tasks_done;
+    *nbytes = worker->nbytes;
+    return 0;
+}
+
+//  What is wrong with one settled task, or NULL.
+static const char *
+s_verify_task (cask_graph_t *self, cask_gtask_t *task)
+{
+    uint32_t needers = 0;
+    for (uint32_t i = 0; i < task->ndependents; i++) {
+        s_dependent_t link = task->dependents [i];
+        if (link.task->deps [link.slot].task != task || link.task->deps [link.slot].pos != i)
+            return "dependent link does not point back";
+        needers += s_holds_needs (link.task->state);
+    }
+    if (needers != task->nneeded)
+        return "nneeded is not the number of waiting/processing dependents";
+    if (task->state == S_WAITING && (task->nwaiting == 0 || task->nwaiting != s_count_missing (task)))
+        return "a waiting task miscounts its missing dependencies";
+    if (task->state == S_READY && (s_count_missing (task) != 0 || self->nworkers > 0))
+        return "a queued task is not ready, or a worker could take it";
+    if ((task->state == S_PROCESSING || task->state == S_MEMORY) != (task->worker != NULL))
+        return "a task has a worker and is not processing or in memory, or the reverse";
+    if (task->worker && s_worker (self, task->worker->id) != task->worker)
+        return "a task refers to a worker that left";
+    if ((task->state == S_ERRED) != (task->error != NULL))
+        return "error set on a task that is not erred, or the reverse";
+    if (task->state == S_MEMORY && !s_wanted (task))
+        return "a result nobody wants is kept";
+    if (task->state == S_RELEASED && s_wanted (task))
+        return "a wanted task is not being computed";
+    if (!s_wanted (task) && task->ndependents == 0 && task->state != S_PROCESSING)
+        return "a task nothing refers to is not forgotten";
+    if (task->touched)
+        return "a task is left unsettled";
+    return NULL;
+}
+
+const char *
+cask_graph_verify (cask_graph_t *self)
+{
+    size_t counts [S_NSTATES] = { 0 };
+    size_t ntasks = 0;
+    for (size_t i = 0; i < self->capslots; i++) {
+        cask_gtask_t *task = self->slots [i];
+        if (!task)
+            continue;
+        if (s_map_find (self, task->key, task->key_len, task->hash) != task)
+            return "a task cannot be found by its key";
+        const char *wrong = s_verify_task (self, task);
+        if (wrong)
+            return wrong;
+        counts [task->state]++;
+        ntasks++;
+    }
+    if (ntasks != self->ntasks || memcmp (counts, self->counts, sizeof counts) != 0)
+        return "counts by state are wrong";
+    size_t queued = 0;
+    for (cask_gtask_t *task = self->ready_head; task; task = task->next)
+        queued++;
+    if (queued != counts [S_READY])
+        return "the ready queue is not the ready tasks";
+    for (size_t w = 0; w < self->nworkers; w++) {
+        uint32_t inflight = 0;
+        uint64_t nbytes = 0;
+        for (size_t i = 0; i < self->capslots; i++) {
+            cask_gtask_t *task = self->slots [i];
+            if (task && task->worker == self->workers [w]) {
+                inflight += task->state == S_PROCESSING;
+                nbytes += task->state == S_MEMORY ? task->nbytes : 0;
+            }
+        }
+        if (inflight != self->workers [w]->inflight || nbytes != self->workers [w]->nbytes)
+            return "a worker's load is not that of its tasks";
+    }
+    return NULL;
+}
+
+void
+cask_gtask_record (const cask_gtask_t *self, cask_task_t *rec)
+{
+    memset (rec, 0, sizeof (cask_task_t));
+    rec->key = s_view (self->key, self->key_len);
+    rec->fn = self->fn;
+    rec->flags = self->flags;
+    rec->priority = self->priority;
+    rec->ndeps = self->ndeps;
+    rec->nframes = self->nframes;
+    rec->args = s_view ((const char *) self->args, self->args_size);
+}
+
+cask_str_t
+cask_gtask_dep_key (const cask_gtask_t *self, uint32_t index)
+{
+    assert (index < self->ndeps);
+    const cask_gtask_t *dep = self->deps [index].task;
+    return s_view (dep->key, dep->key_len);
+}
+
+cask_str_t
+cask_gtask_dep_holder (const cask_gtask_t *self, uint32_t index, uint32_t worker)
+{
+    assert (index < self->ndeps);
+    const s_worker_t *holder = self->deps [index].task->worker;
+    if (!holder || holder->id == worker)
+        return s_view ("", 0);
+    return s_view (holder->endpoint, holder->endpoint_len);
+}
+
+zmq_msg_t *
+cask_gtask_frames (const cask_gtask_t *self)
+{
+    return self->frames;
+}
+
+void
+cask_gtask_state (const cask_gtask_t *self, cask_state_rec_t *rec)
+{
+    static const uint8_t wire [S_NSTATES] = {
+        [S_WAITING] = CASK_STATE_WAITING, [S_READY] = CASK_STATE_WAITING,
+        [S_PROCESSING] = CASK_STATE_PROCESSING, [S_MEMORY] = CASK_STATE_MEMORY,
+        [S_ERRED] = CASK_STATE_ERRED, [S_RELEASED] = CASK_STATE_WAITING
+    };
+    memset (rec, 0, sizeof (cask_state_rec_t));
+    rec->key = s_view (self->key, self->key_len);
+    rec->state = wire [self->state];
+    rec->worker = self->worker ? self->worker->id : 0;
+    if (self->state == S_MEMORY) {
+        rec->type = self->type;
+        rec->nbytes = self->nbytes;
+    }
+    if (self->error) {
+        rec->worker = self->error->worker;
+        rec->cause = self->error->cause;
+        rec->function = self->error->function;
+        rec->message = self->error->message;
+    }
+}
+
+uint32_t
+cask_gtask_holds (const cask_gtask_t *self)
+{
+    uint32_t total = 0;
+    for (uint32_t i = 0; i < self->nholds; i++)
+        total += self->holds [i].count;
+    return total;
+}

@@ -1,0 +1,118 @@
+/*  cask_graph.h - the broker's task graph: pure scheduling logic, no sockets.
+
+    The graph holds every task the broker knows, keyed by its key: the
+    function and arguments to run it (payload frames kept by reference, so
+    forwarding them to a worker copies nothing), its dependencies and
+    dependents, its state, the worker that runs or holds it, and the clients
+    holding it. It decides when a task is ready, which worker runs it (data
+    locality first, then load), what a failure takes down with it, and when
+    a result is no longer needed.
+
+    It speaks only through a sink: "send task T to worker W", "tell client C
+    the state of T", "tell worker W to free key K". The broker turns these
+    into batched messages; the unit tests record them.
+
+    Lifecycle of a task: waiting (some dependency not in memory) -> processing
+    (dispatched; or queued while no worker exists) -> memory | erred. A task
+    nobody needs any more is released (its result freed on its worker) and
+    forgotten once no other task refers to it. A task keeps a need on each of
+    its dependencies while it is waiting or processing.
+*/
+#ifndef CASK_GRAPH_H_INCLUDED
+#define CASK_GRAPH_H_INCLUDED
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <zmq.h>
+#include "cask_proto.h"
+
+typedef struct _cask_graph_t cask_graph_t;
+//  A task as the sink sees it: borrowed, valid during the callback.
+typedef struct _cask_gtask_t cask_gtask_t;
+
+//  What the graph asks its owner to do.
+typedef struct {
+    //  Send task to worker; it is processing there from now on.
+    void (*dispatch) (void *arg, uint32_t worker, const cask_gtask_t *task);
+    //  Tell client, a holder of task, its state (memory, erred, or waiting
+    //  again because the worker holding its result was lost).
+    void (*state) (void *arg, uint32_t client, const cask_gtask_t *task);
+    //  Tell worker to drop its result of key.
+    void (*free) (void *arg, uint32_t worker, cask_str_t key);
+} cask_graph_sink_t;
+
+//  Counts of tasks, as cask_graph_counts fills them.
+typedef struct {
+    size_t waiting;             //  waiting for dependencies, or for a worker
+    size_t processing;
+    size_t memory;
+    size_t erred;
+    size_t released;            //  result dropped, kept for its dependents
+    size_t total;
+} cask_graph_counts_t;
+
+//  Creates an empty graph that reports to sink (copied) with arg.
+cask_graph_t *cask_graph_new (const cask_graph_sink_t *sink, void *arg);
+//  Frees the graph and every task; safe on NULL and twice.
+void cask_graph_destroy (cask_graph_t **self_p);
+
+//  Makes function id known under name (for error causes). 0 or -1.
+int cask_graph_function_add (cask_graph_t *self, uint32_t id, cask_str_t name);
+
+//  A worker joined: tasks queued for lack of workers go out now. 0 or -1.
+int cask_graph_worker_add (cask_graph_t *self, uint32_t id, cask_str_t endpoint,
+                           uint32_t nthreads);
+//  A worker left: its running tasks are scheduled again, its results that
+//  are still needed are computed again, the rest are forgotten.
+void cask_graph_worker_remove (cask_graph_t *self, uint32_t id);
+
+//  A client submits a task record (SUBMIT). frames are the record's
+//  rec->nframes payload frames; a new task takes them (moved), an existing
+//  key leaves them. An existing key gains client as a holder (the state is
+//  told at once if the task is in memory or erred). A new task with an
+//  unknown function or dependency, or an erred dependency, is erred at once.
+//  Returns 0, or -1 when the key is empty or memory ran out.
+int cask_graph_submit (cask_graph_t *self, uint32_t client,
+                       const cask_task_t *rec, zmq_msg_t *frames);
+//  A client submits key, but its record could not be read: the task is
+//  erred with message (or, if the key exists, client simply holds it).
+int cask_graph_submit_erred (cask_graph_t *self, uint32_t client, cask_str_t key,
+                             const char *message);
+//  A client holds key once less. -1 when it did not hold it.
+int cask_graph_release (cask_graph_t *self, uint32_t client, cask_str_t key);
+//  A client left: it holds nothing any more.
+void cask_graph_client_gone (cask_graph_t *self, uint32_t client);
+//  A worker reports a task finished (DONE record). -1 when the key is not
+//  processing on that worker (the report is ignored).
+int cask_graph_done (cask_graph_t *self, uint32_t worker, const cask_done_t *rec);
+
+//  The task of key, or NULL.
+const cask_gtask_t *cask_graph_find (cask_graph_t *self, cask_str_t key);
+void cask_graph_counts (cask_graph_t *self, cask_graph_counts_t *counts);
+//  Tasks in flight on worker, tasks it finished and bytes of results it
+//  holds; -1 if no such worker.
+int cask_graph_worker_load (cask_graph_t *self, uint32_t id, uint32_t *inflight,
+                            uint64_t *tasks_done, uint64_t *nbytes);
+
+//  Checks the graph's invariants (needs, waiting counts, links, states,
+//  loads). Returns NULL when all hold, else what is wrong. For tests.
+const char *cask_graph_verify (cask_graph_t *self);
+
+//  Task accessors, for sinks and tests.
+//  Fills rec with the task's head: key, fn, flags, priority, ndeps, nframes
+//  and args (rec->deps is left empty: use cask_gtask_dep_key).
+void cask_gtask_record (const cask_gtask_t *self, cask_task_t *rec);
+cask_str_t cask_gtask_dep_key (const cask_gtask_t *self, uint32_t index);
+//  Peer endpoint of the worker holding dependency index, or empty when that
+//  is worker itself.
+cask_str_t cask_gtask_dep_holder (const cask_gtask_t *self, uint32_t index,
+                                  uint32_t worker);
+//  The task's payload frames (nframes of them), to be zmq_msg_copy'd.
+zmq_msg_t *cask_gtask_frames (const cask_gtask_t *self);
+//  Fills rec as the STATE record for this task (views into the task).
+void cask_gtask_state (const cask_gtask_t *self, cask_state_rec_t *rec);
+//  Total holds of all clients on the task.
+uint32_t cask_gtask_holds (const cask_gtask_t *self);
+
+#endif

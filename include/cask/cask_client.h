@@ -1,0 +1,121 @@
+/*  cask_client.h - the client: submit work to a cask cluster, get futures.
+
+    A client connects to a broker, registers task libraries, and submits
+    functions by name. Submitting returns a future at once; futures can be
+    arguments of later submits, which builds a graph the cluster runs as
+    soon as the inputs are ready. Results stay on the workers until asked
+    for; asking fetches them straight from the worker that holds them.
+
+    A client and its futures belong to one thread at a time (use a client
+    per thread, or lock around it). Blocking calls take a timeout in
+    milliseconds: -1 waits for ever, 0 does not wait.
+
+    Errors: calls return NULL or -1 and cask_client_error() says why.
+*/
+#ifndef CASK_CLIENT_H_INCLUDED
+#define CASK_CLIENT_H_INCLUDED
+
+#include "cask/cask_value.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct _cask_client_t cask_client_t;
+typedef struct _cask_future_t cask_future_t;
+
+typedef enum {
+    CASK_PENDING = 0,           //  waiting or running
+    CASK_FINISHED = 1,          //  result in memory on a worker
+    CASK_ERROR = 2,             //  the task or a dependency failed
+    CASK_CANCELLED = 3          //  cancelled, or lost with its client
+} cask_status_t;
+
+//  Name of a status ("pending", "finished", "error", "cancelled").
+const char *cask_status_name (cask_status_t status);
+
+//  Connects to the broker at address ("tcp://host:port" or "host:port"; NULL
+//  means $CASK_BROKER, else tcp://127.0.0.1:8786) and waits up to
+//  timeout_ms for its welcome. Returns the client, or NULL
+//  (cask_client_last_error says why).
+cask_client_t *cask_client_new (const char *address, int timeout_ms);
+//  Says goodbye (the broker releases this client's tasks), closes sockets,
+//  destroys any futures still held and nulls *self_p. Safe twice.
+void cask_client_destroy (cask_client_t **self_p);
+//  Why the last call on this client failed; never NULL.
+const char *cask_client_error (cask_client_t *self);
+//  Why the last cask_client_new failed (per thread); never NULL.
+const char *cask_client_last_error (void);
+//  The broker's address.
+const char *cask_client_address (cask_client_t *self);
+
+//  Number of workers the broker has announced.
+size_t cask_client_nworkers (cask_client_t *self);
+//  Blocks until the cluster has at least n workers or timeout_ms passes.
+//  Returns 0 or -1.
+int cask_client_wait_for_workers (cask_client_t *self, size_t n, int timeout_ms);
+
+//  Uploads the task library at path (a .so built against cask_task.h) to
+//  the cluster; its functions can be submitted as soon as this returns.
+//  Blocks until the broker confirms or timeout_ms. Fails with a clear
+//  message if the file is not a loadable shared object or exports no
+//  cask_exports table. Returns 0 or -1.
+int cask_client_register (cask_client_t *self, const char *path, int timeout_ms);
+//  True when function name is known to the cluster.
+bool cask_client_has_function (cask_client_t *self, const char *name);
+
+//  Submits fn with the arguments that follow, ending at NULL. Each argument
+//  is a value (cask_int64 (1), cask_list (...)), or a future
+//  (cask_future_arg (f)), or a list holding futures; ownership of each is
+//  taken. Returns at once with a new future the caller owns, or NULL (an
+//  unknown function, a bad argument, a lost connection).
+cask_future_t *cask_submit (cask_client_t *self, const char *fn, ...);
+//  The same with an array of nargs arguments (ownership of each taken).
+cask_future_t *cask_submitv (cask_client_t *self, const char *fn,
+                             cask_value_t **args, size_t nargs);
+//  A value that stands for future f as an argument of a submit. f must
+//  stay alive until the submit that takes it returns.
+cask_value_t *cask_future_arg (cask_future_t *f);
+
+//  Submits fn once for each item of inputs (a list value of plain values
+//  or cask_future_arg references), as fn(item), in one message. Takes
+//  ownership of inputs. Fills futures[0..n) with new futures, n being
+//  cask_value_size (inputs). Returns 0 or -1 (then no future was made).
+int cask_map (cask_client_t *self, const char *fn, cask_value_t *inputs,
+              cask_future_t **futures);
+
+//  Blocks until every future is finished, erred or cancelled, fetches the
+//  finished results from their workers, or timeout_ms passes. Returns 0
+//  when all finished, -1 otherwise (cask_client_error names the first
+//  future that did not).
+int cask_gather (cask_client_t *self, cask_future_t **futures, size_t n,
+                 int timeout_ms);
+
+//  ---------------------------------------------------------------------
+//  Futures
+
+//  Destroys the handle and nulls *self_p; safe twice. (Issue 3: releases
+//  the key when it was the last handle.)
+void cask_future_destroy (cask_future_t **self_p);
+//  The task's key, as the cluster knows it.
+const char *cask_future_key (cask_future_t *self);
+//  Current status, after reading any news from the broker (non-blocking).
+cask_status_t cask_future_status (cask_future_t *self);
+//  Blocks until the future is done or timeout_ms passes, fetching the
+//  result from the worker that holds it. Returns the result (borrowed,
+//  owned by the future), or NULL on error, cancellation or timeout: then
+//  cask_future_error says which, with the function's message, the
+//  function, the task key and the worker.
+const cask_value_t *cask_future_result (cask_future_t *self, int timeout_ms);
+//  cask_future_result for an int64 result. Returns 0 or -1.
+int cask_future_int64 (cask_future_t *self, int timeout_ms, int64_t *out);
+//  Why the future is not finished ("" while pending or finished).
+const char *cask_future_error (cask_future_t *self);
+//  Writes "<Future: status=finished, type=int64, key=inc-3fe2...>".
+int cask_future_print (cask_future_t *self, char *buf, size_t size);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,334 @@
+/*  cask_proto.h - the codec of the cask wire protocol (proto/PROTOCOL.md).
+
+    This is the only code that touches raw frames. A message is
+    [routing id] header body [payload frame ...]: the header is four bytes
+    (signature 0xCA 0x5C, version, command), the body a packed little-endian
+    record, and payload frames carry bytes values, never copied.
+
+    Writing: put the body into a cask_buf_t with the cask_put_* functions and
+    the records' put functions, add payload frames to a cask_message_t, send.
+    Reading: receive a cask_message_t, open a cask_rd_t on its body, read the
+    records with the get functions. A reader never reads past its end: any
+    overrun or malformed field sets rd->failed and yields zeros/empty views,
+    so the caller checks rd->failed once per record.
+
+    Views (cask_str_t) point into the received body and live as long as the
+    message does.
+*/
+#ifndef CASK_PROTO_H_INCLUDED
+#define CASK_PROTO_H_INCLUDED
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <zmq.h>
+#include "cask/cask_value.h"
+
+#define CASK_SIG0 0xCA
+#define CASK_SIG1 0x5C
+#define CASK_PROTO_VERSION 1
+
+//  Limits a peer must respect; anything larger is rejected as malformed.
+#define CASK_MAX_FRAMES 65536           //  payload frames per message
+#define CASK_MAX_BODY (64u << 20)       //  body frame bytes
+#define CASK_MAX_KEY 255                //  key, name, endpoint bytes (str8)
+#define CASK_MAX_DEPTH 64               //  nesting of lists in a value
+
+//  Commands (the fourth header byte).
+typedef enum {
+    CASK_HELLO = 0x01,          //  client/worker -> broker
+    CASK_REGISTER = 0x02,       //  client -> broker
+    CASK_SUBMIT = 0x03,         //  client -> broker
+    CASK_RELEASE = 0x04,        //  client -> broker
+    CASK_BYE = 0x05,            //  client/worker -> broker
+    CASK_STATUS = 0x06,         //  anyone -> broker or worker peer socket
+    CASK_WELCOME = 0x11,        //  broker -> client/worker
+    CASK_REGISTERED = 0x12,     //  broker -> client
+    CASK_STATE = 0x13,          //  broker -> client
+    CASK_WORKER = 0x14,         //  broker -> client
+    CASK_REPORT = 0x15,         //  reply to STATUS: a JSON body
+    CASK_ERROR = 0x1F,          //  anyone -> the sender of a bad message
+    CASK_LIBRARY = 0x21,        //  broker -> worker
+    CASK_TASK = 0x22,           //  broker -> worker
+    CASK_FREE = 0x23,           //  broker -> worker
+    CASK_DONE = 0x31,           //  worker -> broker
+    CASK_LIBFAIL = 0x32,        //  worker -> broker
+    CASK_GET = 0x41,            //  client/worker -> worker's peer socket
+    CASK_DATA = 0x42            //  worker -> whoever sent GET
+} cask_command_t;
+
+//  Roles in HELLO.
+enum { CASK_ROLE_CLIENT = 1, CASK_ROLE_WORKER = 2 };
+
+//  Task states as the broker reports them in STATE.
+typedef enum {
+    CASK_STATE_WAITING = 0,     //  dependencies not all in memory yet
+    CASK_STATE_PROCESSING = 1,  //  sent to a worker
+    CASK_STATE_MEMORY = 2,      //  result held by a worker
+    CASK_STATE_ERRED = 3,       //  failed, or a dependency failed
+    CASK_STATE_CANCELLED = 4,   //  cancelled or forgotten before it finished
+    CASK_STATE_RELEASED = 5     //  broker-internal: forgotten
+} cask_state_t;
+
+//  Error codes in ERROR.
+typedef enum {
+    CASK_ERR_MALFORMED = 1,     //  could not decode the message
+    CASK_ERR_VERSION = 2,       //  protocol version not spoken here
+    CASK_ERR_COMMAND = 3,       //  unknown command, or not valid from this peer
+    CASK_ERR_LIBRARY = 4,       //  library rejected
+    CASK_ERR_FUNCTION = 5,      //  unknown function id
+    CASK_ERR_NOT_FOUND = 6      //  no such key
+} cask_errcode_t;
+
+//  A borrowed view of bytes inside a message body (not NUL-terminated).
+typedef struct {
+    const char *ptr;
+    size_t len;
+} cask_str_t;
+
+//  Makes a view of a C string.
+cask_str_t cask_str (const char *s);
+//  True when the view equals the C string s.
+bool cask_str_eq (cask_str_t view, const char *s);
+//  Copies the view into buf as a C string, truncating to size-1; returns buf.
+char *cask_str_copy (cask_str_t view, char *buf, size_t size);
+
+//  ---------------------------------------------------------------------
+//  Growable body buffer for writing. Allocation failure sets failed; the
+//  send functions refuse a failed buffer.
+typedef struct {
+    uint8_t *data;
+    size_t size;
+    size_t cap;
+    bool failed;
+} cask_buf_t;
+
+void cask_buf_init (cask_buf_t *self);
+void cask_buf_reset (cask_buf_t *self);     //  size = 0, keeps memory
+void cask_buf_free (cask_buf_t *self);
+void cask_put_u8 (cask_buf_t *self, uint8_t v);
+void cask_put_u16 (cask_buf_t *self, uint16_t v);
+void cask_put_u32 (cask_buf_t *self, uint32_t v);
+void cask_put_u64 (cask_buf_t *self, uint64_t v);
+void cask_put_raw (cask_buf_t *self, const void *data, size_t size);
+//  str8: u8 length + bytes (at most 255, longer sets failed).
+void cask_put_str8 (cask_buf_t *self, cask_str_t s);
+//  str16: u16 length + bytes (longer is truncated to 65535).
+void cask_put_str16 (cask_buf_t *self, cask_str_t s);
+//  Patches a u32 written earlier at offset (for counts known afterwards).
+void cask_buf_patch_u32 (cask_buf_t *self, size_t offset, uint32_t v);
+
+//  Bounded reader over a body.
+typedef struct {
+    const uint8_t *ptr;
+    const uint8_t *end;
+    bool failed;
+} cask_rd_t;
+
+void cask_rd_init (cask_rd_t *self, const void *data, size_t size);
+uint8_t cask_get_u8 (cask_rd_t *self);
+uint16_t cask_get_u16 (cask_rd_t *self);
+uint32_t cask_get_u32 (cask_rd_t *self);
+uint64_t cask_get_u64 (cask_rd_t *self);
+cask_str_t cask_get_raw (cask_rd_t *self, size_t size);
+cask_str_t cask_get_str8 (cask_rd_t *self);
+cask_str_t cask_get_str16 (cask_rd_t *self);
+//  True when every byte was read and nothing failed.
+bool cask_rd_done (const cask_rd_t *self);
+
+//  ---------------------------------------------------------------------
+//  A whole message: routing id (ROUTER side), header, body, payload frames.
+typedef struct {
+    zmq_msg_t routing;
+    bool routed;                //  routing is valid
+    uint8_t version;
+    uint8_t command;
+    zmq_msg_t body;
+    zmq_msg_t *frames;          //  payload frames
+    size_t nframes;
+    size_t capframes;
+} cask_message_t;
+
+//  Result of cask_message_recv.
+typedef enum {
+    CASK_RECV_OK = 0,           //  a well-framed message
+    CASK_RECV_AGAIN = 1,        //  nothing to read (non-blocking) or timeout
+    CASK_RECV_BAD = 2,          //  a message arrived but is not ours: msg->
+                                //  routing is set (if routed) so the caller
+                                //  can reply ERROR; reason in *why
+    CASK_RECV_TERM = 3          //  context terminated / socket error
+} cask_recv_t;
+
+void cask_message_init (cask_message_t *self);
+//  Closes all frames; the message can be reused after cask_message_init.
+void cask_message_close (cask_message_t *self);
+//  Receives one whole message from socket (ZMQ_DONTWAIT in flags for
+//  non-blocking). routed: the socket is a ROUTER, expect a routing frame.
+//  On CASK_RECV_BAD, *why says what was wrong (static string). A message
+//  from a newer protocol version is CASK_RECV_OK with version set: the
+//  caller answers CASK_ERR_VERSION.
+cask_recv_t cask_message_recv (cask_message_t *self, void *socket, bool routed,
+                               int flags, const char **why);
+//  Adds a payload frame that refers to value's bytes without copying (the
+//  value is kept alive until ZeroMQ has sent it; bytes of 32 or fewer are
+//  copied, which is cheaper). Returns the frame index or -1.
+int cask_message_add_value_frame (cask_message_t *self, cask_value_t *bytes_value);
+//  Adds a payload frame copied from data. Returns the frame index or -1.
+int cask_message_add_frame (cask_message_t *self, const void *data, size_t size);
+//  Moves a received payload frame into this message. Returns index or -1.
+int cask_message_move_frame (cask_message_t *self, zmq_msg_t *frame);
+
+//  Sends [routing] header body [frames]. routing may be NULL (DEALER side).
+//  The body is copied out of buf (small); payload frames are moved out of
+//  msg (msg may be NULL when there are none) and msg is left empty.
+//  Returns 0 or -1 (errno from ZeroMQ).
+int cask_send (void *socket, const zmq_msg_t *routing, uint8_t command,
+               const cask_buf_t *body, cask_message_t *msg);
+//  Replies ERROR (code, text) to the sender of request (routed or not).
+int cask_send_error (void *socket, cask_message_t *request, uint16_t code,
+                     const char *text);
+
+//  ---------------------------------------------------------------------
+//  Values on the wire (tags in PROTOCOL.md). Bytes values become payload
+//  frames of msg (by reference); a REF value is written as the dependency
+//  index that ref_index returns for it (or the encode fails if ref_index is
+//  NULL or returns < 0). Frame indices are written relative to the frames
+//  msg held when the call began: a record's frames are those of its one
+//  value, so that is the record's first frame, and the record's nframes is
+//  how many msg gained. Returns 0 or -1; on -1 the body and msg are as they
+//  were before the call.
+typedef int (cask_ref_index_fn) (void *arg, const cask_value_t *ref);
+int cask_value_encode (const cask_value_t *value, cask_buf_t *body,
+                       cask_message_t *msg, cask_ref_index_fn *ref_index,
+                       void *ref_arg);
+
+//  Decodes one value. Payload frame indices in the encoding are relative to
+//  frame_base in msg; the bytes values take their frames out of msg without
+//  a copy (each frame can be taken once). A REF i decodes as a new reference
+//  to refs[i] (i < nrefs), anything else is malformed. Returns the new
+//  value, or NULL with rd->failed set (and *why says why, when not NULL).
+cask_value_t *cask_value_decode (cask_rd_t *rd, cask_message_t *msg,
+                                 size_t frame_base, cask_value_t **refs,
+                                 size_t nrefs, const char **why);
+
+//  REF values (client side): a value that stands for target (a future).
+cask_value_t *cask_value_new_ref (void *target);
+//  The target of a REF value, or NULL for any other value.
+void *cask_value_ref_target (const cask_value_t *self);
+//  Takes a zmq frame into a new bytes value without copying (frames of up
+//  to 8 KiB are copied: ZeroMQ may hold them in a shared receive buffer
+//  that keeping the frame would pin). frame is left empty; on failure
+//  (NULL) it is untouched.
+cask_value_t *cask_value_from_frame (zmq_msg_t *frame);
+
+//  ---------------------------------------------------------------------
+//  Records. Each get fills the struct with views into the body; check
+//  rd->failed afterwards. Counts of batches are u32 before the records.
+
+//  HELLO
+typedef struct {
+    uint8_t role;               //  CASK_ROLE_*
+    cask_str_t name;            //  free text, for logs
+    uint32_t nthreads;          //  workers only
+    uint64_t memory_limit;      //  workers only, bytes
+    cask_str_t endpoint;        //  workers only: peer endpoint
+} cask_hello_t;
+void cask_hello_put (cask_buf_t *buf, const cask_hello_t *rec);
+void cask_hello_get (cask_rd_t *rd, cask_hello_t *rec);
+
+//  A function of a library: id given by the broker, name, one-line doc.
+typedef struct {
+    uint32_t id;
+    cask_str_t name;
+    cask_str_t doc;
+} cask_func_t;
+void cask_func_put (cask_buf_t *buf, const cask_func_t *rec);
+void cask_func_get (cask_rd_t *rd, cask_func_t *rec);
+
+//  A worker as the broker announces it (WELCOME lists, WORKER events).
+typedef struct {
+    uint32_t id;
+    cask_str_t endpoint;
+    uint32_t nthreads;
+    uint8_t joined;             //  1 joined, 0 left
+} cask_worker_info_t;
+void cask_worker_info_put (cask_buf_t *buf, const cask_worker_info_t *rec);
+void cask_worker_info_get (cask_rd_t *rd, cask_worker_info_t *rec);
+
+//  REGISTER head: name, hash; then u32 nfuncs and nfuncs cask_func_t (ids
+//  0, the broker assigns them); payload frame 0 holds the .so bytes.
+//  LIBRARY (broker -> worker) and REGISTERED (broker -> client) have the
+//  same layout, with the ids assigned.
+typedef struct {
+    cask_str_t name;
+    cask_str_t hash;            //  hex SHA-1 of the .so bytes
+    uint32_t nfuncs;
+} cask_library_t;
+void cask_library_put (cask_buf_t *buf, const cask_library_t *rec);
+void cask_library_get (cask_rd_t *rd, cask_library_t *rec);
+
+//  SUBMIT record (client -> broker) and TASK record (broker -> worker)
+//  share this layout. deps holds ndeps dependency entries: in SUBMIT each
+//  is a str8 key; in TASK each is a str8 key and a str8 holder endpoint
+//  (empty when the result is already on this worker). Payload frames of a
+//  record follow those of the records before it, so a batch can be split
+//  or joined without renumbering: frame indices inside args are relative
+//  to the record's first frame.
+typedef struct {
+    cask_str_t key;
+    uint32_t fn;
+    uint8_t flags;
+    int32_t priority;
+    uint32_t ndeps;
+    cask_rd_t deps;             //  reader over the dependency entries
+    uint32_t nframes;
+    cask_str_t args;            //  encoded list value of the arguments
+} cask_task_t;
+//  Writes the head up to the dependency entries; the caller then writes
+//  ndeps entries (cask_put_str8) and ends with cask_task_put_tail.
+void cask_task_put_head (cask_buf_t *buf, cask_str_t key, uint32_t fn,
+                         uint8_t flags, int32_t priority, uint32_t ndeps);
+void cask_task_put_tail (cask_buf_t *buf, uint32_t nframes, cask_str_t args);
+//  Reads one record; skips over the dependency entries (pairs when
+//  with_holders), which rec->deps can then read.
+void cask_task_get (cask_rd_t *rd, cask_task_t *rec, bool with_holders);
+
+//  STATE record (broker -> client).
+typedef struct {
+    cask_str_t key;
+    uint8_t state;              //  cask_state_t
+    uint32_t worker;            //  memory: holder; erred: where it failed (0: none)
+    uint8_t type;               //  memory: cask_type_t of the result
+    uint64_t nbytes;            //  memory: size of the result
+    cask_str_t cause;           //  erred/cancelled: key of the task that failed
+    cask_str_t function;        //  erred: function of the cause
+    cask_str_t message;         //  erred/cancelled: what went wrong
+} cask_state_rec_t;
+void cask_state_put (cask_buf_t *buf, const cask_state_rec_t *rec);
+void cask_state_get (cask_rd_t *rd, cask_state_rec_t *rec);
+
+//  DONE record (worker -> broker).
+typedef struct {
+    cask_str_t key;
+    uint8_t ok;                 //  1 finished, 0 failed
+    uint8_t type;               //  ok: cask_type_t of the result
+    uint64_t nbytes;            //  ok: cask_value_nbytes of the result
+    uint32_t duration_us;       //  time the function ran
+    cask_str_t message;         //  failed: the function's message
+} cask_done_t;
+void cask_done_put (cask_buf_t *buf, const cask_done_t *rec);
+void cask_done_get (cask_rd_t *rd, cask_done_t *rec);
+
+//  ERROR body, and LIBFAIL body (hash in `about`).
+typedef struct {
+    uint16_t code;
+    cask_str_t about;           //  LIBFAIL: hash; ERROR: key or empty
+    cask_str_t message;
+} cask_error_t;
+void cask_error_put (cask_buf_t *buf, const cask_error_t *rec);
+void cask_error_get (cask_rd_t *rd, cask_error_t *rec);
+
+//  Name of a command for logs ("SUBMIT"), or "unknown".
+const char *cask_command_name (uint8_t command);
+
+#endif

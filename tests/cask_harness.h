@@ -1,0 +1,120 @@
+/*  cask_harness.h - a real cask cluster for integration tests.
+
+    Starts cask-broker on a free loopback port and cask-worker processes
+    pointed at it, each with its output in a log file of a private temp
+    directory; asks the broker or a worker for its REPORT; stops everything
+    (SIGTERM, then SIGKILL after a grace period). The processes die with the
+    test process whatever happens to it (PR_SET_PDEATHSIG, an atexit hook),
+    and their logs are printed when a test exits without tearing its
+    cluster down, which is how a failing Check test in fork mode ends.
+
+    Binaries come from $CASK_BROKER_BIN and $CASK_WORKER_BIN (set by meson
+    test), else from $CASK_BUILD_DIR/{broker,worker}. Set CASK_HARNESS_KEEP=1
+    to keep the temp directory, CASK_HARNESS_VERBOSE=1 to start the
+    processes with --verbose.
+*/
+#ifndef CASK_HARNESS_H_INCLUDED
+#define CASK_HARNESS_H_INCLUDED
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+#include <cjson/cJSON.h>
+#include "cask/cask_client.h"
+//  cask_proto.h names its ERROR command CASK_ERROR, as cask_client.h names
+//  the error status: here the command is CASK_ERROR_COMMAND (as in
+//  libclient).
+#define CASK_ERROR CASK_ERROR_COMMAND
+#include "cask_proto.h"
+#undef CASK_ERROR
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct _cask_harness_t cask_harness_t;
+
+//  How long the harness waits for processes to come up or go away.
+#define CASK_HARNESS_TIMEOUT_MS 20000
+
+//  Starts a broker in a new temp dir and waits until it is bound. Returns
+//  the harness, or NULL (the reason and the broker's log on stderr).
+cask_harness_t *cask_harness_new (void);
+//  cask_harness_new, then nworkers workers of nthreads each, then waits
+//  until the broker reports them all. NULL on failure (logs on stderr).
+cask_harness_t *cask_harness_start (size_t nworkers, int nthreads);
+//  Stops what still runs (see cask_harness_stop), removes the temp dir
+//  and nulls *self_p. Safe twice.
+void cask_harness_destroy (cask_harness_t **self_p);
+
+//  Starts n more workers of nthreads each, named "w<index>" (index counts
+//  from 0 over the harness's life), extra arguments after the usual ones
+//  (NULL-terminated array, or NULL). Does not wait. Returns 0 or -1.
+int cask_harness_add_workers (cask_harness_t *self, size_t n, int nthreads,
+                              const char *const *extra);
+//  Waits until the broker reports at least n workers. Returns 0 or -1.
+int cask_harness_wait_workers (cask_harness_t *self, size_t n, int timeout_ms);
+
+//  The broker's address for clients ("tcp://127.0.0.1:PORT").
+const char *cask_harness_broker (cask_harness_t *self);
+//  The temp dir holding the logs and the workers' dirs.
+const char *cask_harness_dir (cask_harness_t *self);
+//  Number of workers started (alive or not).
+size_t cask_harness_nworkers (cask_harness_t *self);
+//  Process ids: the broker's, and worker index's (-1 when out of range).
+pid_t cask_harness_broker_pid (cask_harness_t *self);
+pid_t cask_harness_worker_pid (cask_harness_t *self, size_t index);
+//  True while the broker runs (it has not exited).
+bool cask_harness_broker_alive (cask_harness_t *self);
+//  True while worker index runs.
+bool cask_harness_worker_alive (cask_harness_t *self, size_t index);
+//  Sends SIGKILL to worker index (a worker dying hard). Returns 0 or -1.
+int cask_harness_kill_worker (cask_harness_t *self, size_t index);
+
+//  Connects a client to the broker (10 s timeout) and, when lib is not
+//  NULL, registers that task library. NULL on failure (reason on stderr).
+cask_client_t *cask_harness_client (cask_harness_t *self, const char *lib);
+
+//  Sends STATUS to endpoint (the broker's or a worker's peer endpoint)
+//  and returns the REPORT body parsed, or NULL on timeout or a bad reply.
+//  The caller owns the result (cJSON_Delete).
+cJSON *cask_harness_report (cask_harness_t *self, const char *endpoint,
+                            int timeout_ms);
+//  The broker's REPORT.
+cJSON *cask_harness_broker_report (cask_harness_t *self, int timeout_ms);
+//  Worker index's own REPORT, asked on its peer endpoint (found in the
+//  broker's REPORT by the worker's name).
+cJSON *cask_harness_worker_report (cask_harness_t *self, size_t index,
+                                   int timeout_ms);
+//  Peer endpoint of worker index as the broker reports it, copied into
+//  buf. Returns 0 or -1.
+int cask_harness_worker_endpoint (cask_harness_t *self, size_t index,
+                                  char *buf, size_t size);
+//  Number member name of a JSON object as int64 (path of nested object
+//  names separated by '.', e.g. "tasks.memory"); fallback when missing.
+int64_t cask_harness_json_int (const cJSON *json, const char *path,
+                               int64_t fallback);
+
+//  Stops the cluster: SIGTERM to the workers and then the broker, waiting
+//  up to grace period each, SIGKILL for any left. Returns 0 when every
+//  process exited by itself with status 0, -1 otherwise (then the logs are
+//  printed). Safe twice.
+int cask_harness_stop (cask_harness_t *self);
+//  Prints the broker's and workers' logs to stderr.
+void cask_harness_print_logs (cask_harness_t *self);
+
+//  Paths of the task libraries the tests use: libtutorial.so
+//  ($CASK_TUTORIAL_LIB), the tests' own library ($CASK_TEST_LIB) and one
+//  without a cask_exports table ($CASK_NOEXPORTS_LIB). Never NULL.
+const char *cask_harness_tutorial_lib (void);
+const char *cask_harness_test_lib (void);
+const char *cask_harness_noexports_lib (void);
+
+//  Milliseconds of a monotonic clock.
+int64_t cask_harness_now_ms (void);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

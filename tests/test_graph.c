@@ -1,0 +1,714 @@
+/*  test_graph.c - unit tests of the broker's task graph (broker/cask_graph.c).
+
+    The graph runs without sockets: a recording sink collects what it asks
+    the broker to do (dispatch, state, free) and the tests check it.
+*/
+#include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "cask_graph.h"
+
+#define FN_INC 1
+#define FN_ADD 2
+
+typedef struct {
+    char kind;                  //  'd' dispatch, 's' state, 'f' free
+    uint32_t peer;              //  worker or client
+    char key [CASK_MAX_KEY + 1];
+    uint8_t state;
+    uint32_t worker;
+    char cause [CASK_MAX_KEY + 1];
+    char function [CASK_MAX_KEY + 1];
+    char message [256];
+    uint32_t ndeps;
+    char holder [2][CASK_MAX_KEY + 1];  //  dispatch: holders of deps 0 and 1
+} event_t;
+
+typedef struct {
+    event_t *events;
+    size_t size;
+    size_t cap;
+} recorder_t;
+
+static recorder_t s_recorder;
+static cask_graph_t *s_graph;
+
+static event_t *
+s_record (char kind, uint32_t peer, cask_str_t key)
+{
+    if (s_recorder.size == s_recorder.cap) {
+        s_recorder.cap = s_recorder.cap ? s_recorder.cap * 2 : 256;
+        s_recorder.events = realloc (s_recorder.events, s_recorder.cap * sizeof (event_t));
+        ck_assert_ptr_nonnull (s_recorder.events);
+    }
+    event_t *event = &s_recorder.events [s_recorder.size++];
+    memset (event, 0, sizeof (event_t));
+    event->kind = kind;
+    event->peer = peer;
+    cask_str_copy (key, event->key, sizeof event->key);
+    return event;
+}
+
+static void
+s_on_dispatch (void *arg, uint32_t worker, const cask_gtask_t *task)
+{
+    (void) arg;
+    cask_task_t rec;
+    cask_gtask_record (task, &rec);
+    event_t *event = s_record ('d', worker, rec.key);
+    event->ndeps = rec.ndeps;
+    for (uint32_t i = 0; i < rec.ndeps && i < 2; i++)
+        cask_str_copy (cask_gtask_dep_holder (task, i, worker), event->holder [i],
+                       sizeof event->holder [i]);
+}
+
+static void
+s_on_state (void *arg, uint32_t client, const cask_gtask_t *task)
+{
+    (void) arg;
+    cask_state_rec_t rec;
+    cask_gtask_state (task, &rec);
+    event_t *event = s_record ('s', client, rec.key);
+    event->state = rec.state;
+    event->worker = rec.worker;
+    cask_str_copy (rec.cause, event->cause, sizeof event->cause);
+    cask_str_copy (rec.function, event->function, sizeof event->function);
+    cask_str_copy (rec.message, event->message, sizeof event->message);
+}
+
+static void
+s_on_free (void *arg, uint32_t worker, cask_str_t key)
+{
+    (void) arg;
+    s_record ('f', worker, key);
+}
+
+static void
+s_setup (void)
+{
+    s_recorder.size = 0;
+    cask_graph_sink_t sink = { s_on_dispatch, s_on_state, s_on_free };
+    s_graph = cask_graph_new (&sink, NULL);
+    ck_assert_ptr_nonnull (s_graph);
+    ck_assert_int_eq (cask_graph_function_add (s_graph, FN_INC, cask_str ("inc")), 0);
+    ck_assert_int_eq (cask_graph_function_add (s_graph, FN_ADD, cask_str ("add")), 0);
+}
+
+static void
+s_teardown (void)
+{
+    cask_graph_destroy (&s_graph);
+    cask_graph_destroy (&s_graph);
+    ck_assert_ptr_null (s_graph);
+    free (s_recorder.events);
+    s_recorder.events = NULL;
+    s_recorder.cap = s_recorder.size = 0;
+}
+
+//  Submits key running fn over the NULL-terminated deps, for client.
+static int
+s_submit_deps (uint32_t client, const char *key, uint32_t fn, const char **deps, size_t ndeps)
+{
+    static const uint8_t empty_list [] = { 0x07, 0, 0, 0, 0 };
+    cask_buf_t buf;
+    cask_buf_init (&buf);
+    cask_task_put_head (&buf, cask_str (key), fn, 0, 0, (uint32_t) ndeps);
+    for (size_t i = 0; i < ndeps; i++)
+        cask_put_str8 (&buf, cask_str (deps [i]));
+    cask_task_put_tail (&buf, 0, (cask_str_t) { (const char *) empty_list, sizeof empty_list });
+    cask_rd_t rd;
+    cask_rd_init (&rd, buf.data, buf.size);
+    cask_task_t rec;
+    cask_task_get (&rd, &rec, false);
+    ck_assert (cask_rd_done (&rd));
+    int rc = cask_graph_submit (s_graph, client, &rec, NULL);
+    cask_buf_free (&buf);
+    return rc;
+}
+
+static int
+s_submit (uint32_t client, const char *key, const char *dep0, const char *dep1)
+{
+    const char *deps [] = { dep0, dep1 };
+    return s_submit_deps (client, key, dep0 ? FN_ADD : FN_INC, deps,
+                          dep1 ? 2 : dep0 ? 1 : 0);
+}
+
+static int
+s_done (uint32_t worker, const char *key, uint64_t nbytes)
+{
+    cask_done_t rec = { cask_str (key), 1, CASK_INT64, nbytes, 100, cask_str ("") };
+    return cask_graph_done (s_graph, worker, &rec);
+}
+
+static int
+s_fail (uint32_t worker, const char *key, const char *message)
+{
+    cask_done_t rec = { cask_str (key), 0, 0, 0, 100, cask_str (message) };
+    return cask_graph_done (s_graph, worker, &rec);
+}
+
+static void
+s_add_worker (uint32_t id, const char *endpoint, uint32_t nthreads)
+{
+    ck_assert_int_eq (cask_graph_worker_add (s_graph, id, cask_str (endpoint), nthreads), 0);
+}
+
+//  The nth recorded event of kind for key (from 0), or NULL.
+static event_t *
+s_find_event (char kind, const char *key, int nth)
+{
+    for (size_t i = 0; i < s_recorder.size; i++)
+        if (s_recorder.events [i].kind == kind && strcmp (s_recorder.events [i].key, key) == 0
+        &&  nth-- == 0)
+            return &s_recorder.events [i];
+    return NULL;
+}
+
+static size_t
+s_count_events (char kind)
+{
+    size_t count = 0;
+    for (size_t i = 0; i < s_recorder.size; i++)
+        count += s_recorder.events [i].kind == kind;
+    return count;
+}
+
+static uint32_t
+s_worker_of (const char *key)
+{
+    event_t *event = s_find_event ('d', key, 0);
+    ck_assert_msg (event != NULL, "%s was not dispatched", key);
+    return event->peer;
+}
+
+//  The worker of the latest dispatch of key.
+static uint32_t
+s_last_worker_of (const char *key)
+{
+    for (size_t i = s_recorder.size; i-- > 0;)
+        if (s_recorder.events [i].kind == 'd' && strcmp (s_recorder.events [i].key, key) == 0)
+            return s_recorder.events [i].peer;
+    ck_abort_msg ("%s was not dispatched", key);
+    return 0;
+}
+
+static int
+s_state_of (const char *key)
+{
+    const cask_gtask_t *task = cask_graph_find (s_graph, cask_str (key));
+    if (!task)
+        return -1;
+    cask_state_rec_t rec;
+    cask_gtask_state (task, &rec);
+    return rec.state;
+}
+
+static size_t
+s_total (void)
+{
+    cask_graph_counts_t counts;
+    cask_graph_counts (s_graph, &counts);
+    return counts.total;
+}
+
+//  ---------------------------------------------------------------------
+
+START_TEST (test_dispatch_when_deps_in_memory)
+{
+    s_add_worker (1, "tcp://w1", 1);
+    ck_assert_int_eq (s_submit (7, "a", NULL, NULL), 0);
+    ck_assert_int_eq (s_submit (7, "b", "a", NULL), 0);
+    ck_assert_ptr_nonnull (s_find_event ('d', "a", 0));
+    ck_assert_ptr_null (s_find_event ('d', "b", 0));
+    ck_assert_int_eq (s_state_of ("b"), CASK_STATE_WAITING);
+
+    ck_assert_int_eq (s_done (1, "a", 8), 0);
+    event_t *state = s_find_event ('s', "a", 0);
+    ck_assert_ptr_nonnull (state);
+    ck_assert_int_eq (state->peer, 7);
+    ck_assert_int_eq (state->state, CASK_STATE_MEMORY);
+    ck_assert_int_eq (state->worker, 1);
+    event_t *dispatch = s_find_event ('d', "b", 0);
+    ck_assert_ptr_nonnull (dispatch);
+    ck_assert_int_eq (dispatch->ndeps, 1);
+    ck_assert_str_eq (dispatch->holder [0], "");    //  already on worker 1
+
+    //  Reports from the wrong worker or for unknown keys are ignored
+    ck_assert_int_eq (s_done (2, "b", 8), -1);
+    ck_assert_int_eq (s_done (1, "nope", 8), -1);
+    ck_assert_int_eq (s_done (1, "a", 8), -1);
+    ck_assert_int_eq (s_done (1, "b", 8), 0);
+    ck_assert_int_eq (s_state_of ("b"), CASK_STATE_MEMORY);
+}
+END_TEST
+
+START_TEST (test_queued_until_a_worker_joins)
+{
+    ck_assert_int_eq (s_submit (7, "a", NULL, NULL), 0);
+    ck_assert_int_eq (s_submit (7, "b", NULL, NULL), 0);
+    ck_assert_uint_eq (s_count_events ('d'), 0);
+    ck_assert_int_eq (s_state_of ("a"), CASK_STATE_WAITING);
+    s_add_worker (3, "tcp://w3", 4);
+    ck_assert_uint_eq (s_count_events ('d'), 2);
+    ck_assert_int_eq (s_worker_of ("a"), 3);
+    ck_assert_int_eq (s_state_of ("b"), CASK_STATE_PROCESSING);
+}
+END_TEST
+
+START_TEST (test_locality_picks_bigger_dep)
+{
+    s_add_worker (1, "tcp://w1", 1);
+    s_add_worker (2, "tcp://w2", 1);
+    s_submit (7, "small", NULL, NULL);
+    s_submit (7, "big", NULL, NULL);
+    uint32_t small_on = s_worker_of ("small");
+    uint32_t big_on = s_worker_of ("big");
+    ck_assert_uint_ne (small_on, big_on);           //  load spread them
+    ck_assert_int_eq (s_done (small_on, "small", 1000), 0);
+    ck_assert_int_eq (s_done (big_on, "big", 10 * 1000 * 1000), 0);
+
+    s_submit (7, "sum", "small", "big");
+    event_t *dispatch = s_find_event ('d', "sum", 0);
+    ck_assert_int_eq (dispatch->peer, big_on);
+    ck_assert_str_eq (dispatch->holder [0], small_on == 1 ? "tcp://w1" : "tcp://w2");
+    ck_assert_str_eq (dispatch->holder [1], "");
+
+    //  Locality beats load: big's worker is busier now, still wins
+    s_submit (7, "again", "big", NULL);
+    ck_assert_int_eq (s_worker_of ("again"), big_on);
+}
+END_TEST
+
+START_TEST (test_load_spreads_independent_tasks)
+{
+    s_add_worker (1, "tcp://w1", 2);
+    s_add_worker (2, "tcp://w2", 2);
+    s_add_worker (3, "tcp://w3", 4);
+    char key [16];
+    for (int i = 0; i < 16; i++) {
+        snprintf (key, sizeof key, "t%d", i);
+        s_submit (7, key, NULL, NULL);
+    }
+    uint32_t inflight [3];
+    uint64_t done, nbytes;
+    for (uint32_t id = 1; id <= 3; id++)
+        ck_assert_int_eq (cask_graph_worker_load (s_graph, id, &inflight [id - 1], &done, &nbytes), 0);
+    //  In proportion to their threads
+    ck_assert_uint_eq (inflight [0], 4);
+    ck_assert_uint_eq (inflight [1], 4);
+    ck_assert_uint_eq (inflight [2], 8);
+
+    //  Small results stay where they are when load is equal
+    s_done (1, "t0", 8);
+    s_submit (7, "next", "t0", NULL);
+    ck_assert_int_eq (s_worker_of ("next"), 1);
+}
+END_TEST
+
+START_TEST (test_failure_propagates_with_cause)
+{
+    s_add_worker (1, "tcp://w1", 1);
+    s_submit (7, "a", NULL, NULL);
+    s_submit (7, "b", "a", NULL);
+    s_submit (8, "c", "b", NULL);
+    s_submit (7, "d", NULL, NULL);
+    ck_assert_int_eq (s_fail (1, "a", "inc: boom"), 0);
+
+    const char *erred [] = { "a", "b", "c" };
+    for (int i = 0; i < 3; i++) {
+        event_t *state = s_find_event ('s', erred [i], 0);
+        ck_assert_msg (state != NULL, "no state for %s", erred [i]);
+        ck_assert_int_eq (state->state, CASK_STATE_ERRED);
+        ck_assert_str_eq (state->cause, "a");
+        ck_assert_str_eq (state->function, "inc");
+        ck_assert_int_eq (state->worker, 1);
+        ck_assert_str_eq (state->message, "inc: boom");
+    }
+    ck_assert_int_eq (s_find_event ('s', "c", 0)->peer, 8);
+    ck_assert_int_eq (s_state_of ("d"), CASK_STATE_PROCESSING);
+    ck_assert_ptr_null (s_find_event ('d', "b", 0));
+
+    //  A new task on an erred one is erred at once, with the same cause
+    s_submit (9, "e", "d", "c");
+    event_t *state = s_find_event ('s', "e", 0);
+    ck_assert_ptr_nonnull (state);
+    ck_assert_int_eq (state->state, CASK_STATE_ERRED);
+    ck_assert_str_eq (state->cause, "a");
+
+    //  Releasing everything forgets the erred tasks; nothing to free
+    cask_graph_client_gone (s_graph, 7);
+    cask_graph_client_gone (s_graph, 8);
+    cask_graph_client_gone (s_graph, 9);
+    ck_assert_uint_eq (s_total (), 1);              //  d, still processing
+    s_done (1, "d", 8);
+    ck_assert_ptr_nonnull (s_find_event ('f', "d", 0));
+    ck_assert_uint_eq (s_total (), 0);
+    ck_assert_uint_eq (s_count_events ('f'), 1);
+}
+END_TEST
+
+START_TEST (test_unknown_function_and_dependency)
+{
+    s_add_worker (1, "tcp://w1", 1);
+    const char *deps [] = { "ghost" };
+    s_submit_deps (7, "f", 99, NULL, 0);
+    s_submit_deps (7, "g", FN_INC, deps, 1);
+    event_t *state = s_find_event ('s', "f", 0);
+    ck_assert_int_eq (state->state, CASK_STATE_ERRED);
+    ck_assert_str_eq (state->message, "unknown function id 99");
+    ck_assert_str_eq (state->cause, "f");
+    state = s_find_event ('s', "g", 0);
+    ck_assert_int_eq (state->state, CASK_STATE_ERRED);
+    ck_assert_str_eq (state->message, "unknown dependency ghost");
+    ck_assert_str_eq (state->function, "inc");
+    ck_assert_uint_eq (s_count_events ('d'), 0);
+
+    cask_graph_submit_erred (s_graph, 7, cask_str ("h"), "malformed task record");
+    state = s_find_event ('s', "h", 0);
+    ck_assert_int_eq (state->state, CASK_STATE_ERRED);
+    ck_assert_str_eq (state->message, "malformed task record");
+    ck_assert_int_eq (cask_graph_release (s_graph, 7, cask_str ("h")), 0);
+    ck_assert_int_eq (s_state_of ("h"), -1);
+}
+END_TEST
+
+START_TEST (test_same_key_one_task_two_holders)
+{
+    s_add_worker (1, "tcp://w1", 1);
+    s_submit (7, "x", NULL, NULL);
+    s_submit (8, "x", NULL, NULL);
+    ck_assert_uint_eq (s_count_events ('d'), 1);
+    ck_assert_uint_eq (s_total (), 1);
+    ck_assert_uint_eq (cask_gtask_holds (cask_graph_find (s_graph, cask_str ("x"))), 2);
+    s_done (1, "x", 8);
+    ck_assert_int_eq (s_find_event ('s', "x", 0)->peer, 7);
+    ck_assert_int_eq (s_find_event ('s', "x", 1)->peer, 8);
+
+    //  A key already in memory is told at once, and not run again
+    s_submit (9, "x", NULL, NULL);
+    event_t *state = s_find_event ('s', "x", 2);
+    ck_assert_int_eq (state->peer, 9);
+    ck_assert_int_eq (state->state, CASK_STATE_MEMORY);
+    ck_assert_uint_eq (s_count_events ('d'), 1);
+
+    //  Holds are counted: the same client twice must release twice
+    s_submit (9, "x", NULL, NULL);
+    ck_assert_int_eq (cask_graph_release (s_graph, 7, cask_str ("x")), 0);
+    ck_assert_int_eq (cask_graph_release (s_graph, 7, cask_str ("x")), -1);
+    ck_assert_int_eq (cask_graph_release (s_graph, 8, cask_str ("x")), 0);
+    ck_assert_int_eq (cask_graph_release (s_graph, 9, cask_str ("x")), 0);
+    ck_assert_uint_eq (s_count_events ('f'), 0);
+    ck_assert_int_eq (cask_graph_release (s_graph, 9, cask_str ("x")), 0);
+    ck_assert_uint_eq (s_count_events ('f'), 1);
+    ck_assert_uint_eq (s_total (), 0);
+}
+END_TEST
+
+START_TEST (test_release_forgets_and_frees)
+{
+    s_add_worker (1, "tcp://w1", 1);
+    s_submit (7, "a", NULL, NULL);
+    s_done (1, "a", 8);
+    ck_assert_int_eq (cask_graph_release (s_graph, 7, cask_str ("a")), 0);
+    event_t *free_a = s_find_event ('f', "a", 0);
+    ck_assert_ptr_nonnull (free_a);
+    ck_assert_int_eq (free_a->peer, 1);
+    ck_assert_int_eq (s_state_of ("a"), -1);
+    ck_assert_int_eq (cask_graph_release (s_graph, 7, cask_str ("a")), -1);
+
+    //  Released while processing: forgotten when it finishes
+    s_submit (7, "p", NULL, NULL);
+    cask_graph_release (s_graph, 7, cask_str ("p"));
+    ck_assert_int_eq (s_state_of ("p"), CASK_STATE_PROCESSING);
+    s_done (1, "p", 8);
+    ck_assert_ptr_nonnull (s_find_event ('f', "p", 0));
+    ck_assert_ptr_null (s_find_event ('s', "p", 0));
+    ck_assert_uint_eq (s_total (), 0);
+
+    //  Submitted again after it was forgotten: computed again
+    s_submit (7, "a", NULL, NULL);
+    ck_assert_ptr_nonnull (s_find_event ('d', "a", 1));
+}
+END_TEST
+
+START_TEST (test_release_keeps_needed_dep)
+{
+    s_add_worker (1, "tcp://w1", 1);
+    s_submit (7, "a", NULL, NULL);
+    s_submit (7, "b", "a", NULL);
+    s_done (1, "a", 8);
+    cask_graph_release (s_graph, 7, cask_str ("a"));
+    ck_assert_uint_eq (s_count_events ('f'), 0);
+    ck_assert_int_eq (s_state_of ("a"), CASK_STATE_MEMORY);
+    s_done (1, "b", 8);
+    ck_assert_ptr_nonnull (s_find_event ('f', "a", 0));
+    //  The record stays while b refers to it, without its result
+    cask_graph_counts_t counts;
+    cask_graph_counts (s_graph, &counts);
+    ck_assert_uint_eq (counts.released, 1);
+    ck_assert_uint_eq (counts.memory, 1);
+
+    //  Wanted again: computed again
+    s_submit (8, "a", NULL, NULL);
+    ck_assert_ptr_nonnull (s_find_event ('d', "a", 1));
+    s_done (1, "a", 8);
+    ck_assert_int_eq (s_find_event ('s', "a", 1)->peer, 8);
+
+    cask_graph_client_gone (s_graph, 7);
+    ck_assert_ptr_nonnull (s_find_event ('f', "b", 0));
+    ck_assert_uint_eq (s_total (), 1);
+    cask_graph_client_gone (s_graph, 8);
+    ck_assert_uint_eq (s_total (), 0);
+    ck_assert_uint_eq (s_count_events ('f'), 3);
+}
+END_TEST
+
+START_TEST (test_worker_lost)
+{
+    s_add_worker (1, "tcp://w1", 4);
+    s_submit (7, "a", NULL, NULL);                  //  on 1
+    s_done (1, "a", 1000000);
+    s_add_worker (2, "tcp://w2", 1);
+    s_submit (7, "b", "a", NULL);                   //  on 1, locality
+    s_submit (7, "c", NULL, NULL);                  //  on 2, idle
+    s_submit (7, "x", NULL, NULL);                  //  on 1, more threads
+    ck_assert_int_eq (s_worker_of ("b"), 1);
+    ck_assert_int_eq (s_worker_of ("c"), 2);
+    ck_assert_int_eq (s_worker_of ("x"), 1);
+    s_submit (7, "r", NULL, NULL);                  //  on 1, then released
+    ck_assert_int_eq (s_worker_of ("r"), 1);
+    cask_graph_release (s_graph, 7, cask_str ("r"));
+
+    cask_graph_worker_remove (s_graph, 1);
+    //  a's result is lost but b needs it: client told, a runs again on 2
+    event_t *state = s_find_event ('s', "a", 1);
+    ck_assert_ptr_nonnull (state);
+    ck_assert_int_eq (state->state, CASK_STATE_WAITING);
+    ck_assert_int_eq (s_find_event ('d', "a", 1)->peer, 2);
+    ck_assert_int_eq (s_state_of ("b"), CASK_STATE_WAITING);
+    ck_assert_int_eq (s_find_event ('d', "x", 1)->peer, 2);
+    ck_assert_int_eq (s_state_of ("r"), -1);        //  nobody wanted it
+    ck_assert_ptr_null (s_find_event ('d', "r", 1));
+    ck_assert_uint_eq (s_count_events ('f'), 0);    //  nothing to free on a lost worker
+
+    s_done (2, "a", 1000000);
+    ck_assert_int_eq (s_find_event ('d', "b", 1)->peer, 2);
+    ck_assert_str_eq (s_find_event ('d', "b", 1)->holder [0], "");
+    s_done (2, "b", 8);
+    ck_assert_int_eq (s_state_of ("b"), CASK_STATE_MEMORY);
+
+    //  Processing tasks go back to the queue when no worker is left
+    cask_graph_worker_remove (s_graph, 2);
+    ck_assert_int_eq (s_state_of ("c"), CASK_STATE_WAITING);
+    ck_assert_int_eq (s_state_of ("a"), CASK_STATE_WAITING);
+    s_add_worker (3, "tcp://w3", 1);
+    ck_assert_int_eq (s_find_event ('d', "c", 1)->peer, 3);
+    ck_assert_int_eq (s_find_event ('d', "x", 2)->peer, 3);
+    ck_assert_int_eq (s_find_event ('d', "a", 2)->peer, 3);
+    ck_assert_ptr_null (s_find_event ('d', "b", 2));
+    s_done (3, "a", 8);
+    ck_assert_int_eq (s_find_event ('d', "b", 2)->peer, 3);
+    uint32_t inflight;
+    uint64_t done, nbytes;
+    ck_assert_int_eq (cask_graph_worker_load (s_graph, 1, &inflight, &done, &nbytes), -1);
+    ck_assert_int_eq (cask_graph_worker_load (s_graph, 3, &inflight, &done, &nbytes), 0);
+    ck_assert_uint_eq (inflight, 3);
+    ck_assert_uint_eq (nbytes, 8);                  //  a, on worker 3
+}
+END_TEST
+
+START_TEST (test_lost_chain_recomputed_from_the_start)
+{
+    s_add_worker (1, "tcp://w1", 1);
+    s_submit (7, "a", NULL, NULL);
+    s_submit (7, "b", "a", NULL);
+    s_submit (7, "c", "b", NULL);
+    s_done (1, "a", 8);
+    s_done (1, "b", 8);
+    cask_graph_release (s_graph, 7, cask_str ("a"));
+    cask_graph_release (s_graph, 7, cask_str ("b"));
+    s_done (1, "c", 8);
+    ck_assert_uint_eq (s_count_events ('f'), 2);     //  a and b freed
+    s_add_worker (2, "tcp://w2", 1);
+    cask_graph_worker_remove (s_graph, 1);
+    //  c is held: b and a are computed again from nothing
+    ck_assert_int_eq (s_find_event ('d', "a", 1)->peer, 2);
+    s_done (2, "a", 8);
+    s_done (2, "b", 8);
+    s_done (2, "c", 8);
+    event_t *state = s_find_event ('s', "c", 2);
+    ck_assert_ptr_nonnull (state);
+    ck_assert_int_eq (state->state, CASK_STATE_MEMORY);
+    ck_assert_int_eq (state->worker, 2);
+    ck_assert_uint_eq (s_count_events ('f'), 4);     //  a and b freed again
+}
+END_TEST
+
+START_TEST (test_long_chain_and_fan_in)
+{
+    enum { N = 10000 };
+    s_add_worker (1, "tcp://w1", 4);
+    s_add_worker (2, "tcp://w2", 4);
+    char key [32], prev [32];
+    for (int i = 0; i < N; i++) {
+        snprintf (key, sizeof key, "chain-%d", i);
+        ck_assert_int_eq (s_submit (7, key, i ? prev : NULL, NULL), 0);
+        strcpy (prev, key);
+    }
+    ck_assert_uint_eq (s_count_events ('d'), 1);
+    for (int i = 0; i < N; i++) {
+        snprintf (key, sizeof key, "chain-%d", i);
+        ck_assert_int_eq (s_done (s_last_worker_of (key), key, 8), 0);
+        if (i > 0)      //  locality keeps the chain on one worker
+            ck_assert_int_eq (s_last_worker_of (key), s_last_worker_of (prev));
+        strcpy (prev, key);
+        if (i < N - 1)
+            ck_assert_int_eq (cask_graph_release (s_graph, 7, cask_str (key)), 0);
+    }
+    ck_assert_uint_eq (s_count_events ('d'), N);
+    ck_assert_uint_eq (s_count_events ('f'), N - 1);
+    ck_assert_uint_eq (s_total (), N);               //  released records stay
+    ck_assert_int_eq (cask_graph_release (s_graph, 7, cask_str (prev)), 0);
+    ck_assert_uint_eq (s_total (), 0);               //  forgotten all at once
+
+    //  A waiting chain released at its end goes away at once, except the
+    //  running head, forgotten when it finishes
+    s_recorder.size = 0;
+    for (int i = 0; i < N; i++) {
+        snprintf (key, sizeof key, "w-%d", i);
+        s_submit (8, key, i ? prev : NULL, NULL);
+        strcpy (prev, key);
+    }
+    cask_graph_client_gone (s_graph, 8);
+    ck_assert_uint_eq (s_total (), 1);
+    s_done (s_worker_of ("w-0"), "w-0", 8);
+    ck_assert_uint_eq (s_total (), 0);
+
+    //  Fan-in: N leaves over both workers, one sum of all
+    s_recorder.size = 0;
+    uint32_t inflight;
+    uint64_t before1, before2, done1, done2, nbytes;
+    cask_graph_worker_load (s_graph, 1, &inflight, &before1, &nbytes);
+    cask_graph_worker_load (s_graph, 2, &inflight, &before2, &nbytes);
+    const char **deps = malloc (N * sizeof (char *));
+    char (*keys) [32] = malloc (N * sizeof *keys);
+    for (int i = 0; i < N; i++) {
+        snprintf (keys [i], sizeof keys [i], "leaf-%d", i);
+        deps [i] = keys [i];
+        s_submit (9, keys [i], NULL, NULL);
+    }
+    s_submit_deps (9, "sum", FN_ADD, deps, N);
+    for (int i = 0; i < N; i++) {
+        if (i == N - 1)
+            ck_assert_ptr_null (s_find_event ('d', "sum", 0));
+        s_done (s_recorder.events [i].peer, s_recorder.events [i].key, 8);
+    }
+    ck_assert_int_eq (s_find_event ('d', "sum", 0)->ndeps, N);
+    cask_graph_worker_load (s_graph, 1, &inflight, &done1, &nbytes);
+    cask_graph_worker_load (s_graph, 2, &inflight, &done2, &nbytes);
+    ck_assert_uint_eq (done1 - before1, N / 2);     //  leaves spread evenly
+    ck_assert_uint_eq (done2 - before2, N / 2);
+    //  The leaves stay while the sum runs, then go with it
+    cask_graph_client_gone (s_graph, 9);
+    ck_assert_uint_eq (s_count_events ('f'), 0);
+    ck_assert_uint_eq (s_total (), N + 1);
+    s_done (s_find_event ('d', "sum", 0)->peer, "sum", 8);
+    ck_assert_uint_eq (s_count_events ('f'), N + 1);
+    ck_assert_uint_eq (s_total (), 0);
+    free (deps);
+    free (keys);
+}
+END_TEST
+
+//  Random operations on a small key space, invariants checked after each.
+START_TEST (test_random_operations_keep_invariants)
+{
+    enum { KEYS = 60, CLIENTS = 3, WORKERS = 4, STEPS = 20000 };
+    srand (1234 + (unsigned) _i);
+    bool worker_up [WORKERS + 1] = { false };
+    char key [16], dep0 [16], dep1 [16];
+    for (int step = 0; step < STEPS; step++) {
+        int op = rand () % 100;
+        uint32_t client = 1 + rand () % CLIENTS;
+        uint32_t worker = 1 + rand () % WORKERS;
+        snprintf (key, sizeof key, "k%d", rand () % KEYS);
+        if (op < 35) {
+            int ndeps = rand () % 3;
+            snprintf (dep0, sizeof dep0, "k%d", rand () % KEYS);
+            snprintf (dep1, sizeof dep1, "k%d", rand () % KEYS);
+            s_submit (client, key, ndeps > 0 ? dep0 : NULL, ndeps > 1 ? dep1 : NULL);
+        }
+        else
+        if (op < 65) {
+            //  Finish the latest dispatch of some task, well or badly
+            if (s_recorder.size > 0) {
+                event_t *event = &s_recorder.events [rand () % s_recorder.size];
+                if (event->kind == 'd') {
+                    if (rand () % 10 == 0)
+                        s_fail (event->peer, event->key, "boom");
+                    else
+                        s_done (event->peer, event->key, (uint64_t) (rand () % 1000));
+                }
+            }
+        }
+        else
+        if (op < 85)
+            cask_graph_release (s_graph, client, cask_str (key));
+        else
+        if (op < 88)
+            cask_graph_client_gone (s_graph, client);
+        else
+        if (op < 95) {
+            if (!worker_up [worker])
+                s_add_worker (worker, "tcp://w", 1 + worker % 2);
+            worker_up [worker] = true;
+        }
+        else {
+            cask_graph_worker_remove (s_graph, worker);
+            worker_up [worker] = false;
+        }
+        const char *wrong = cask_graph_verify (s_graph);
+        ck_assert_msg (wrong == NULL, "step %d (op %d): %s", step, op, wrong);
+        if (s_recorder.size > 4096)
+            s_recorder.size = 0;
+    }
+    for (uint32_t client = 1; client <= CLIENTS; client++)
+        cask_graph_client_gone (s_graph, client);
+    ck_assert_ptr_null (cask_graph_verify (s_graph));
+}
+END_TEST
+
+static Suite *
+s_suite (void)
+{
+    Suite *suite = suite_create ("graph");
+    TCase *tc = tcase_create ("core");
+    tcase_add_checked_fixture (tc, s_setup, s_teardown);
+    tcase_add_test (tc, test_dispatch_when_deps_in_memory);
+    tcase_add_test (tc, test_queued_until_a_worker_joins);
+    tcase_add_test (tc, test_locality_picks_bigger_dep);
+    tcase_add_test (tc, test_load_spreads_independent_tasks);
+    tcase_add_test (tc, test_failure_propagates_with_cause);
+    tcase_add_test (tc, test_unknown_function_and_dependency);
+    tcase_add_test (tc, test_same_key_one_task_two_holders);
+    tcase_add_test (tc, test_release_forgets_and_frees);
+    tcase_add_test (tc, test_release_keeps_needed_dep);
+    tcase_add_test (tc, test_worker_lost);
+    tcase_add_test (tc, test_lost_chain_recomputed_from_the_start);
+    tcase_add_test (tc, test_long_chain_and_fan_in);
+    tcase_add_loop_test (tc, test_random_operations_keep_invariants, 0, 8);
+    suite_add_tcase (suite, tc);
+    return suite;
+}
+
+int
+main (void)
+{
+    SRunner *runner = srunner_create (s_suite ());
+    srunner_run_all (runner, CK_NORMAL);
+    int failed = srunner_ntests_failed (runner);
+    srunner_free (runner);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}

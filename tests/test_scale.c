@@ -1,0 +1,239 @@
+/*  test_scale.c - many tasks, and data that moves: a graph of 10,000 tasks
+    with the right total in a bounded time, and results that must travel
+    from the worker that made them to the worker that needs them, shown by
+    the workers' own counters and arriving intact (8 MB of bytes).
+*/
+#include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "cask_harness.h"
+#include "cask_testlib.h"
+
+#define RESULT_TIMEOUT 90000
+#define NINC 5000                   //  + NINC - 1 adds + 1 sum = 10,000 tasks
+#define GRAPH_TIME_LIMIT_MS 60000   //  generous for 2 cores and sanitizers
+#define BIG (8 << 20)               //  bytes moved between workers
+
+static cask_harness_t *harness;
+static cask_client_t *client;
+
+static void s_stop (void)
+{
+    cask_client_destroy (&client);
+    int rc = cask_harness_stop (harness);
+    cask_harness_destroy (&harness);
+    ck_assert_msg (rc == 0, "the cluster did not stop cleanly");
+}
+
+static void s_start (size_t nworkers, int nthreads, const char *lib)
+{
+    harness = cask_harness_start (nworkers, nthreads);
+    ck_assert_msg (harness != NULL, "cannot start a cluster");
+    client = cask_harness_client (harness, lib);
+    ck_assert_msg (client != NULL, "cannot connect and register %s", lib);
+}
+
+static int64_t s_int (cask_future_t *f)
+{
+    ck_assert_msg (f != NULL, "submit failed: %s", cask_client_error (client));
+    int64_t value = 0;
+    ck_assert_msg (cask_future_int64 (f, RESULT_TIMEOUT, &value) == 0,
+                   "future %s: %s", cask_future_key (f), cask_future_error (f));
+    return value;
+}
+
+START_TEST (test_ten_thousand_tasks)
+{
+    s_start (2, 4, cask_harness_tutorial_lib ());
+    cask_future_t **xs = calloc (NINC, sizeof *xs);
+    cask_future_t **ys = calloc (NINC - 1, sizeof *ys);
+    ck_assert (xs && ys);
+    int64_t started = cask_harness_now_ms ();
+    //  xs [i] = i + 1; ys [i] = xs [i] + xs [i + 1] = 2i + 3.
+    for (int64_t i = 0; i < NINC; i++) {
+        xs [i] = cask_submit (client, "inc", cask_int64 (i), NULL);
+        ck_assert_msg (xs [i] != NULL, "%s", cask_client_error (client));
+    }
+    cask_value_t *list = cask_list_new (NINC - 1);
+    for (size_t i = 0; i < NINC - 1; i++) {
+        ys [i] = cask_submit (client, "add", cask_future_arg (xs [i]),
+                              cask_future_arg (xs [i + 1]), NULL);
+        ck_assert_msg (ys [i] != NULL, "%s", cask_client_error (client));
+        cask_list_append (list, cask_future_arg (ys [i]));
+    }
+    cask_future_t *total = cask_submit (client, "sum", list, NULL);
+    int64_t submitted = cask_harness_now_ms ();
+    //  Sum of 2i + 3 for i < NINC - 1.
+    const int64_t n = NINC - 1;
+    ck_assert_int_eq (s_int (total), n * (n - 1) + 3 * n);
+    int64_t elapsed = cask_harness_now_ms () - started;
+    printf ("scale: 10000 tasks submitted in %lld ms, total in %lld ms (%.0f tasks/s)\n",
+            (long long) (submitted - started), (long long) elapsed,
+            elapsed ? 10000.0 * 1000 / (double) elapsed : 0.0);
+    ck_assert_msg (elapsed < GRAPH_TIME_LIMIT_MS, "10,000 tasks took %lld ms",
+                   (long long) elapsed);
+    ck_assert_int_eq (s_int (ys [NINC - 2]), 2 * (NINC - 2) + 3);
+
+    cJSON *report = cask_harness_broker_report (harness, 5000);
+    ck_assert_ptr_nonnull (report);
+    ck_assert_int_ge (cask_harness_json_int (report, "tasks.memory", -1), 10000);
+    int64_t done = 0;
+    const cJSON *worker;
+    cJSON_ArrayForEach (worker, cJSON_GetObjectItemCaseSensitive (report, "workers"))
+        done += cask_harness_json_int (worker, "tasks_done", 0);
+    ck_assert_int_ge (done, 10000);
+    cJSON_Delete (report);
+
+    cask_future_destroy (&total);
+    for (size_t i = 0; i < NINC; i++)
+        cask_future_destroy (&xs [i]);
+    for (size_t i = 0; i < NINC - 1; i++)
+        cask_future_destroy (&ys [i]);
+    free (xs);
+    free (ys);
+    s_stop ();
+}
+END_TEST
+
+static uint64_t s_expected_digest (const int64_t *seeds, size_t n)
+{
+    uint8_t *data = malloc (BIG);
+    ck_assert_ptr_nonnull (data);
+    uint64_t hash = CASK_TESTLIB_DIGEST_START;
+    for (size_t i = 0; i < n; i++) {
+        cask_testlib_fill (data, BIG, (uint64_t) seeds [i]);
+        hash = cask_testlib_digest (hash, data, BIG);
+    }
+    free (data);
+    return hash;
+}
+
+//  Checks value is BIG bytes of seed's pattern.
+static void s_assert_pattern (const cask_value_t *value, int64_t seed)
+{
+    ck_assert_ptr_nonnull (value);
+    const void *data;
+    size_t size;
+    ck_assert_int_eq (cask_value_bytes (value, &data, &size), 0);
+    ck_assert_uint_eq (size, BIG);
+    uint8_t *expect = malloc (BIG);
+    ck_assert_ptr_nonnull (expect);
+    cask_testlib_fill (expect, BIG, (uint64_t) seed);
+    ck_assert_msg (memcmp (data, expect, BIG) == 0, "the bytes of seed %lld differ",
+                   (long long) seed);
+    free (expect);
+}
+
+//  Two workers of one thread each make a big result each at the same
+//  time; a task that needs both must get one of them from the other
+//  worker.
+START_TEST (test_results_move_between_workers)
+{
+    s_start (2, 1, cask_harness_test_lib ());
+    const int64_t seeds [2] = { 11, 22 };
+    cask_future_t *a = cask_submit (client, "make_bytes", cask_int64 (BIG),
+                                    cask_int64 (seeds [0]), cask_int64 (400), NULL);
+    cask_future_t *b = cask_submit (client, "make_bytes", cask_int64 (BIG),
+                                    cask_int64 (seeds [1]), cask_int64 (400), NULL);
+    ck_assert (a && b);
+    cask_future_t *both = cask_submit (client, "digest", cask_future_arg (a),
+                                       cask_future_arg (b), NULL);
+    ck_assert_ptr_nonnull (both);
+    ck_assert_msg ((uint64_t) s_int (both) == s_expected_digest (seeds, 2),
+                   "the digest of the two results is wrong: bytes were damaged on the way");
+
+    //  One worker fetched a result from the other, which served it.
+    cJSON *reports [2];
+    for (size_t i = 0; i < 2; i++) {
+        reports [i] = cask_harness_worker_report (harness, i, 5000);
+        ck_assert_msg (reports [i] != NULL, "no REPORT from worker w%zu", i);
+    }
+    char *text0 = cJSON_PrintUnformatted (reports [0]);
+    char *text1 = cJSON_PrintUnformatted (reports [1]);
+    size_t consumer = cask_harness_json_int (reports [0], "fetches_from_peers", 0) > 0 ? 0 : 1;
+    size_t holder = 1 - consumer;
+    ck_assert_msg (cask_harness_json_int (reports [consumer], "fetches_from_peers", 0) >= 1,
+                   "no worker fetched from a peer (were both results made on one worker?)\n"
+                   "w0: %s\nw1: %s", text0, text1);
+    ck_assert_msg (cask_harness_json_int (reports [consumer], "bytes_fetched_from_peers", 0) >= BIG,
+                   "w%zu fetched less than %d bytes\nw0: %s\nw1: %s", consumer, BIG, text0, text1);
+    ck_assert_msg (cask_harness_json_int (reports [holder], "gets_served", 0) >= 1,
+                   "w%zu served no GET\nw0: %s\nw1: %s", holder, text0, text1);
+    ck_assert_msg (cask_harness_json_int (reports [holder], "bytes_served", 0) >= BIG,
+                   "w%zu served less than %d bytes\nw0: %s\nw1: %s", holder, BIG, text0, text1);
+    ck_assert_int_ge (cask_harness_json_int (reports [0], "tasks_run", 0)
+                      + cask_harness_json_int (reports [1], "tasks_run", 0), 3);
+    free (text0);
+    free (text1);
+    cJSON_Delete (reports [0]);
+    cJSON_Delete (reports [1]);
+
+    //  And the client gets both, intact, straight from the workers.
+    s_assert_pattern (cask_future_result (a, RESULT_TIMEOUT), seeds [0]);
+    s_assert_pattern (cask_future_result (b, RESULT_TIMEOUT), seeds [1]);
+    cask_future_destroy (&a);
+    cask_future_destroy (&b);
+    cask_future_destroy (&both);
+    s_stop ();
+}
+END_TEST
+
+//  Eight big results made across two workers, then one task that needs
+//  them all: whichever worker runs it fetches those the other one made.
+START_TEST (test_tree_of_big_results)
+{
+    s_start (2, 2, cask_harness_test_lib ());
+    enum { N = 8 };
+    int64_t seeds [N];
+    cask_future_t *parts [N];
+    for (size_t i = 0; i < N; i++) {
+        seeds [i] = 100 + (int64_t) i;
+        parts [i] = cask_submit (client, "make_bytes", cask_int64 (BIG),
+                                 cask_int64 (seeds [i]), cask_int64 (100), NULL);
+        ck_assert_ptr_nonnull (parts [i]);
+    }
+    cask_value_t *args [N];
+    for (size_t i = 0; i < N; i++)
+        args [i] = cask_future_arg (parts [i]);
+    cask_future_t *all = cask_submitv (client, "digest", args, N);
+    ck_assert_msg (all != NULL, "%s", cask_client_error (client));
+    ck_assert_msg ((uint64_t) s_int (all) == s_expected_digest (seeds, N),
+                   "the digest of %d results is wrong", N);
+    int64_t fetched = 0;
+    for (size_t i = 0; i < 2; i++) {
+        cJSON *report = cask_harness_worker_report (harness, i, 5000);
+        ck_assert_ptr_nonnull (report);
+        fetched += cask_harness_json_int (report, "bytes_fetched_from_peers", 0);
+        cJSON_Delete (report);
+    }
+    //  With the parts spread over both workers, the digest needed some
+    //  of them from the other one.
+    ck_assert_int_ge (fetched, BIG);
+    for (size_t i = 0; i < N; i++)
+        cask_future_destroy (&parts [i]);
+    cask_future_destroy (&all);
+    s_stop ();
+}
+END_TEST
+
+static Suite *s_suite (void)
+{
+    Suite *suite = suite_create ("scale");
+    TCase *tc = tcase_create ("scale");
+    tcase_set_timeout (tc, 200);
+    tcase_add_test (tc, test_ten_thousand_tasks);
+    tcase_add_test (tc, test_results_move_between_workers);
+    tcase_add_test (tc, test_tree_of_big_results);
+    suite_add_tcase (suite, tc);
+    return suite;
+}
+
+int main (void)
+{
+    SRunner *runner = srunner_create (s_suite ());
+    srunner_run_all (runner, CK_NORMAL);
+    int failed = srunner_ntests_failed (runner);
+    srunner_free (runner);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}

@@ -1,0 +1,1451 @@
+/*  cask_worker.c - a cask worker: runs tasks the broker sends, keeps their
+    results and serves them to peers.
+
+    The main thread owns every socket and every data structure; executor
+    threads only see a job while they run it, taken from a mutex-guarded
+    FIFO and handed back as a pointer over an inproc PUSH socket of their
+    own. Each wake-up of zmq_poll drains every ready socket, then sends
+    what it gathered in one go: one DONE batch to the broker, one GET batch
+    per peer, one hand-over of ready jobs to the executors.
+
+    A task whose dependencies are all here is decoded straight from the
+    TASK message. One that lacks some keeps a copy of its arguments and its
+    payload frames and waits on one fetch per missing key; fetches are
+    shared between the tasks that need the same key, and a fetched value
+    lives only as long as the tasks that use it (the broker does not know
+    about copies, so it could never free them).
+
+    A peer that stays silent for fetch_timeout_ms while we wait on it is
+    given up: its fetches fail and its socket is closed, so a later task
+    that needs it connects afresh.
+*/
+#include "cask_worker.h"
+#include "cask_call.h"
+#include "cask_library.h"
+#include "cask_store.h"
+
+#include <arpa/inet.h>
+#include <cjson/cJSON.h>
+#include <czmq.h>
+#include <netdb.h>
+#include <pthread.h>
+#include <stdarg.h>
+
+#define S_DRAIN_MAX 100000              //  messages per socket per wake-up
+#define S_BATCH_MAX (1u << 20)          //  a DONE or GET body this big goes at once
+#define S_TICK_MS 1000                  //  poll timeout: fetch timeouts, interrupts
+#define S_STOP_GRACE_MS 2000            //  for running tasks at exit
+#define S_BYE_LINGER_MS 1000
+
+typedef struct _s_job_t s_job_t;
+typedef struct _s_fetch_t s_fetch_t;
+typedef struct _s_peer_t s_peer_t;
+
+//  One task, from TASK to DONE. Jobs are reused: a worker allocates as
+//  many as it ever has in flight at once.
+struct _s_job_t {
+    char key [CASK_MAX_KEY + 1];
+    cask_fn_t *fn;
+    const char *function;               //  name, owned by the libraries
+    uint32_t ndeps;
+    uint32_t capdeps;
+    cask_value_t **refs;                //  [ndeps] dependency values
+    s_fetch_t **fetching;               //  [ndeps] what will fill refs [i]
+    uint32_t nwaiting;                  //  fetches this job waits on
+    bool failed;                        //  DONE already sent
+    uint8_t *args_data;                 //  encoded arguments kept while waiting
+    size_t args_size;
+    size_t args_cap;
+    cask_message_t frames;              //  their payload frames
+    cask_value_t *args;                 //  decoded, for the executor
+    bool ok;                            //  outcome of the run
+    cask_value_t *result;
+    char *error;
+    uint32_t duration_us;
+    s_job_t *next;                      //  ready list, executor queue, free list
+    s_job_t *every;                     //  all jobs ever made, for destroy
+};
+
+//  A dependency being fetched from a peer, and the jobs that wait on it.
+struct _s_fetch_t {
+    char key [CASK_MAX_KEY + 1];
+    s_peer_t *peer;
+    s_job_t **waiters;
+    size_t nwaiters;
+    size_t capwaiters;
+};
+
+//  Another worker we fetch from.
+struct _s_peer_t {
+    char endpoint [CASK_MAX_KEY + 1];
+    void *socket;                       //  DEALER
+    cask_buf_t get;                     //  GET batch being built
+    uint32_t count;                     //  keys in it
+    size_t waiting;                     //  fetches outstanding
+    int64_t progress_at;                //  last answer, or when waiting began
+    bool dead;                          //  given up, closed at the next flush
+};
+
+//  The executors and their queue.
+typedef struct {
+    pthread_mutex_t lock;
+    pthread_cond_t wake;                //  a job was queued, or stopping
+    pthread_cond_t gone;                //  an executor ended
+    s_job_t *head;
+    s_job_t *tail;
+    bool stopping;
+    size_t alive;                       //  executors not yet ended
+    size_t busy;                        //  jobs being run
+    pthread_t *threads;
+    size_t nthreads;                    //  started
+    char endpoint [64];                 //  inproc, for finished jobs
+} s_pool_t;
+
+struct _cask_worker_t {
+    cask_worker_config_t config;        //  strings copied below
+    char *broker_endpoint;
+    char *name;
+    char endpoint [CASK_MAX_KEY + 1];   //  as peers connect to it
+    uint32_t id;                        //  from WELCOME
+    void *ctx;
+    void *broker;                       //  DEALER
+    void *router;                       //  ROUTER, peer endpoint
+    void *finished;                     //  PULL from the executors
+    cask_store_t *store;
+    cask_libraries_t *libraries;
+    s_pool_t pool;
+    bool pool_ready;                    //  lock and condvars initialised
+    s_peer_t **peers;
+    size_t npeers;
+    size_t cappeers;
+    zmq_pollitem_t *items;
+    size_t capitems;
+    zhashx_t *fetches;                  //  key -> s_fetch_t
+    s_job_t *free_jobs;
+    s_job_t *every_job;
+    size_t jobs_in_flight;
+    s_job_t *ready_head;                //  decoded, to hand to the pool
+    s_job_t *ready_tail;
+    cask_buf_t done;                    //  DONE batch being built
+    uint32_t ndone;
+    cask_buf_t scratch;                 //  for one-off messages
+    cask_message_t msg;                 //  last received
+    int64_t next_tick;
+    uint64_t tasks_run;
+    uint64_t tasks_failed;
+    uint64_t fetches_from_peers;
+    uint64_t bytes_fetched_from_peers;
+};
+
+static void s_job_fetched (cask_worker_t *self, s_job_t *job);
+
+//  ---------------------------------------------------------------------
+//  Logging: errors and warnings always, the rest with --verbose.
+
+static void
+s_log (cask_worker_t *self, char level, const char *format, ...)
+    __attribute__ ((format (printf, 3, 4)));
+
+static void
+s_log (cask_worker_t *self, char level, const char *format, ...)
+{
+    if (!self->config.verbose && level != 'E' && level != 'W')
+        return;
+    char line [1024];
+    va_list args;
+    va_start (args, format);
+    vsnprintf (line, sizeof line, format, args);
+    va_end (args);
+    time_t now = time (NULL);
+    struct tm tm;
+    char stamp [32];
+    strftime (stamp, sizeof stamp, "%H:%M:%S", localtime_r (&now, &tm));
+    fprintf (stderr, "%c: %s %s: %s\n", level, stamp, self->name, line);
+}
+
+static int64_t
+s_now_us (void)
+{
+    struct timespec ts;
+    clock_gettime (CLOCK_MONOTONIC, &ts);
+    return (int64_t) ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+//  ---------------------------------------------------------------------
+//  Jobs
+
+static s_job_t *
+s_job_new (cask_worker_t *self)
+{
+    s_job_t *job = self->free_jobs;
+    if (job)
+        self->free_jobs = job->next;
+    else {
+        job = (s_job_t *) calloc (1, sizeof (s_job_t));
+        if (!job)
+            return NULL;
+        cask_message_init (&job->frames);
+        job->every = self->every_job;
+        self->every_job = job;
+    }
+    job->next = NULL;
+    self->jobs_in_flight++;
+    return job;
+}
+
+//  Empties a job, keeping its arrays for the next task.
+static void
+s_job_clear (s_job_t *job)
+{
+    for (uint32_t index = 0; index < job->ndeps; index++)
+        cask_value_destroy (&job->refs [index]);
+    job->ndeps = 0;
+    job->nwaiting = 0;
+    job->failed = false;
+    job->args_size = 0;
+    cask_message_close (&job->frames);
+    cask_message_init (&job->frames);
+    cask_value_destroy (&job->args);
+    cask_value_destroy (&job->result);
+    free (job->error);
+    job->error = NULL;
+    job->ok = false;
+}
+
+static void
+s_job_release (cask_worker_t *self, s_job_t *job)
+{
+    s_job_clear (job);
+    job->next = self->free_jobs;
+    self->free_jobs = job;
+    self->jobs_in_flight--;
+}
+
+static int
+s_job_reserve_deps (s_job_t *job, uint32_t ndeps)
+{
+    if (ndeps > job->capdeps) {
+        cask_value_t **refs = (cask_value_t **) realloc (job->refs, ndeps * sizeof (cask_value_t *));
+        if (refs)
+            job->refs = refs;
+        s_fetch_t **fetching = (s_fetch_t **) realloc (job->fetching, ndeps * sizeof (s_fetch_t *));
+        if (fetching)
+            job->fetching = fetching;
+        if (!refs || !fetching)
+            return -1;
+        job->capdeps = ndeps;
+    }
+    memset (job->refs, 0, ndeps * sizeof (cask_value_t *));
+    memset (job->fetching, 0, ndeps * sizeof (s_fetch_t *));
+    job->ndeps = ndeps;
+    return 0;
+}
+
+//  ---------------------------------------------------------------------
+//  DONE records, batched until the end of the wake-up
+
+static void
+s_done_send (cask_worker_t *self)
+{
+    if (self->ndone == 0)
+        return;
+    cask_buf_patch_u32 (&self->done, 0, self->ndone);
+    if (cask_send (self->broker, NULL, CASK_DONE, &self->done, NULL))
+        s_log (self, 'E', "cannot send DONE for %u tasks: %s", self->ndone,
+               zmq_strerror (errno));
+    self->ndone = 0;
+}
+
+static void
+s_done_add (cask_worker_t *self, const cask_done_t *rec)
+{
+    if (self->ndone == 0) {
+        cask_buf_reset (&self->done);
+        cask_put_u32 (&self->done, 0);
+    }
+    cask_done_put (&self->done, rec);
+    self->ndone++;
+    if (self->done.size >= S_BATCH_MAX)
+        s_done_send (self);
+}
+
+//  Fails a task with DONE ok=0. The job itself lives on while fetches
+//  still refer to it.
+static void
+s_job_fail (cask_worker_t *self, s_job_t *job, const char *format, ...)
+    __attribute__ ((format (printf, 3, 4)));
+
+static void
+s_job_fail (cask_worker_t *self, s_job_t *job, const char *format, ...)
+{
+    char message [1024];
+    va_list args;
+    va_start (args, format);
+    vsnprintf (message, sizeof message, format, args);
+    va_end (args);
+    s_log (self, 'I', "task %s failed: %s", job->key, message);
+    cask_done_t rec = { cask_str (job->key), 0, 0, 0, 0, cask_str (message) };
+    s_done_add (self, &rec);
+    self->tasks_failed++;
+    job->failed = true;
+    if (job->nwaiting == 0)
+        s_job_release (self, job);
+}
+
+//  ---------------------------------------------------------------------
+//  Executors
+
+static void
+s_job_run (s_job_t *job)
+{
+    cask_call_t call;
+    cask_call_init (&call, job->function, job->args);
+    job->args = NULL;
+    int64_t start = s_now_us ();
+    job->ok = cask_call_invoke (&call, job->fn) == 0;
+    int64_t elapsed = s_now_us () - start;
+    job->duration_us = elapsed > UINT32_MAX ? UINT32_MAX : (uint32_t) elapsed;
+    if (job->ok)
+        job->result = cask_call_take_result (&call);
+    else
+        job->error = strdup (cask_call_error (&call));
+    cask_call_fini (&call);
+}
+
+static void *
+s_executor (void *arg)
+{
+    cask_worker_t *self = (cask_worker_t *) arg;
+    s_pool_t *pool = &self->pool;
+    void *push = zmq_socket (self->ctx, ZMQ_PUSH);
+    int zero = 0;
+    if (push) {
+        zmq_setsockopt (push, ZMQ_LINGER, &zero, sizeof zero);
+        zmq_setsockopt (push, ZMQ_SNDHWM, &zero, sizeof zero);
+        if (zmq_connect (push, pool->endpoint)) {
+            zmq_close (push);
+            push = NULL;
+        }
+    }
+    pthread_mutex_lock (&pool->lock);
+    while (push) {
+        while (!pool->head && !pool->stopping)
+            pthread_cond_wait (&pool->wake, &pool->lock);
+        if (pool->stopping)
+            break;
+        s_job_t *job = pool->head;
+        pool->head = job->next;
+        if (!pool->head)
+            pool->tail = NULL;
+        pool->busy++;
+        pthread_mutex_unlock (&pool->lock);
+
+        s_job_run (job);
+        zmq_send (push, &job, sizeof job, 0);
+
+        pthread_mutex_lock (&pool->lock);
+        pool->busy--;
+    }
+    pthread_mutex_unlock (&pool->lock);
+    if (push)
+        zmq_close (push);
+
+    pthread_mutex_lock (&pool->lock);
+    pool->alive--;
+    pthread_cond_broadcast (&pool->gone);
+    pthread_mutex_unlock (&pool->lock);
+    return NULL;
+}
+
+//  Starts the executors with SIGINT and SIGTERM blocked, so the signals
+//  reach the main thread and interrupt its poll.
+static int
+s_pool_start (cask_worker_t *self)
+{
+    s_pool_t *pool = &self->pool;
+    pool->threads = (pthread_t *) calloc (self->config.nthreads, sizeof (pthread_t));
+    if (!pool->threads)
+        return -1;
+    sigset_t blocked, saved;
+    sigemptyset (&blocked);
+    sigaddset (&blocked, SIGINT);
+    sigaddset (&blocked, SIGTERM);
+    pthread_sigmask (SIG_BLOCK, &blocked, &saved);
+    int rc = 0;
+    while (pool->nthreads < self->config.nthreads && rc == 0) {
+        pthread_mutex_lock (&pool->lock);
+        pool->alive++;
+        pthread_mutex_unlock (&pool->lock);
+        rc = pthread_create (&pool->threads [pool->nthreads], NULL, s_executor, self);
+        if (rc == 0)
+            pool->nthreads++;
+        else {
+            pthread_mutex_lock (&pool->lock);
+            pool->alive--;
+            pthread_mutex_unlock (&pool->lock);
+        }
+    }
+    pthread_sigmask (SIG_SETMASK, &saved, NULL);
+    return rc ? -1 : 0;
+}
+
+//  Hands the jobs decoded in this wake-up to the executors.
+static void
+s_pool_submit (cask_worker_t *self)
+{
+    if (!self->ready_head)
+        return;
+    s_pool_t *pool = &self->pool;
+    pthread_mutex_lock (&pool->lock);
+    if (pool->tail)
+        pool->tail->next = self->ready_head;
+    else
+        pool->head = self->ready_head;
+    pool->tail = self->ready_tail;
+    pthread_cond_broadcast (&pool->wake);
+    pthread_mutex_unlock (&pool->lock);
+    self->ready_head = self->ready_tail = NULL;
+}
+
+//  Stops the executors: queued jobs stay queued, running ones may finish
+//  within the grace period. Returns true when every executor has ended.
+static bool
+s_pool_stop (cask_worker_t *self)
+{
+    s_pool_t *pool = &self->pool;
+    struct timespec deadline;
+    clock_gettime (CLOCK_REALTIME, &deadline);
+    deadline.tv_sec += S_STOP_GRACE_MS / 1000;
+    deadline.tv_nsec += (S_STOP_GRACE_MS % 1000) * 1000000L;
+    if (deadline.tv_nsec >= 1000000000L) {
+        deadline.tv_sec++;
+        deadline.tv_nsec -= 1000000000L;
+    }
+    pthread_mutex_lock (&pool->lock);
+    pool->stopping = true;
+    pthread_cond_broadcast (&pool->wake);
+    int rc = 0;
+    while (pool->alive && rc == 0)
+        rc = pthread_cond_timedwait (&pool->gone, &pool->lock, &deadline);
+    bool ended = pool->alive == 0;
+    size_t busy = pool->busy;
+    pthread_mutex_unlock (&pool->lock);
+    if (!ended) {
+        s_log (self, 'W', "abandoning %zu running task%s at exit", busy, busy == 1 ? "" : "s");
+        return false;
+    }
+    for (size_t index = 0; index < pool->nthreads; index++)
+        pthread_join (pool->threads [index], NULL);
+    pool->nthreads = 0;
+    return true;
+}
+
+//  ---------------------------------------------------------------------
+//  Jobs whose dependencies are all here: decode and queue
+
+static void
+s_job_ready (cask_worker_t *self, s_job_t *job)
+{
+    job->next = NULL;
+    if (self->ready_tail)
+        self->ready_tail->next = job;
+    else
+        self->ready_head = job;
+    self->ready_tail = job;
+}
+
+//  Decodes the arguments (refs are the dependency values in order) and
+//  queues the job, or fails it.
+static void
+s_job_decode (cask_worker_t *self, s_job_t *job, cask_message_t *msg,
+              size_t frame_base, const void *args, size_t args_size)
+{
+    cask_rd_t rd;
+    cask_rd_init (&rd, args, args_size);
+    const char *why = "malformed";
+    job->args = cask_value_decode (&rd, msg, frame_base, job->refs, job->ndeps, &why);
+    if (job->args && !cask_rd_done (&rd))
+        why = "bytes left after the arguments";
+    else
+    if (job->args && cask_value_type (job->args) != CASK_LIST)
+        why = "the arguments are not a list";
+    else
+    if (job->args)
+        why = NULL;
+    for (uint32_t index = 0; index < job->ndeps; index++)
+        cask_value_destroy (&job->refs [index]);
+    if (why) {
+        cask_value_destroy (&job->args);
+        s_job_fail (self, job, "%s: malformed task arguments: %s", job->function, why);
+    }
+    else
+        s_job_ready (self, job);
+}
+
+//  A job that waits for fetches keeps its arguments and payload frames,
+//  which would otherwise go with the TASK message.
+static int
+s_job_keep_args (s_job_t *job, cask_message_t *msg, size_t frame_base,
+                 uint32_t nframes, cask_str_t args)
+{
+    if (args.len > job->args_cap) {
+        uint8_t *data = (uint8_t *) realloc (job->args_data, args.len);
+        if (!data)
+            return -1;
+        job->args_data = data;
+        job->args_cap = args.len;
+    }
+    if (args.len)
+        memcpy (job->args_data, args.ptr, args.len);
+    job->args_size = args.len;
+    for (uint32_t index = 0; index < nframes; index++)
+        if (cask_message_move_frame (&job->frames, &msg->frames [frame_base + index]) < 0)
+            return -1;
+    return 0;
+}
+
+//  One of the fetches the job waited on has ended.
+static void
+s_job_fetched (cask_worker_t *self, s_job_t *job)
+{
+    if (--job->nwaiting > 0)
+        return;
+    if (job->failed)
+        s_job_release (self, job);
+    else
+        s_job_decode (self, job, &job->frames, 0, job->args_data, job->args_size);
+}
+
+//  ---------------------------------------------------------------------
+//  Peers and fetches
+
+static s_peer_t *
+s_peer_find (cask_worker_t *self, cask_str_t endpoint)
+{
+    for (size_t index = 0; index < self->npeers; index++)
+        if (cask_str_eq (endpoint, self->peers [index]->endpoint))
+            return self->peers [index];
+    return NULL;
+}
+
+static void
+s_peer_destroy (s_peer_t **self_p)
+{
+    s_peer_t *self = *self_p;
+    if (self->socket)
+        zmq_close (self->socket);
+    cask_buf_free (&self->get);
+    free (self);
+    *self_p = NULL;
+}
+
+//  The peer at endpoint, connected on first use; NULL if the endpoint is
+//  not one ZeroMQ can connect to (why says so).
+static s_peer_t *
+s_peer_require (cask_worker_t *self, cask_str_t endpoint, const char **why)
+{
+    s_peer_t *peer = s_peer_find (self, endpoint);
+    if (peer) {
+        *why = "gave up on that peer just now";
+        return peer->dead ? NULL : peer;
+    }
+    *why = "out of memory";
+    if (self->npeers == self->cappeers) {
+        size_t cap = self->cappeers ? self->cappeers * 2 : 8;
+        s_peer_t **peers = (s_peer_t **) realloc (self->peers, cap * sizeof (s_peer_t *));
+        if (!peers)
+            return NULL;
+        self->peers = peers;
+        self->cappeers = cap;
+    }
+    peer = (s_peer_t *) calloc (1, sizeof (s_peer_t));
+    if (!peer)
+        return NULL;
+    cask_str_copy (endpoint, peer->endpoint, sizeof peer->endpoint);
+    cask_buf_init (&peer->get);
+    peer->socket = zmq_socket (self->ctx, ZMQ_DEALER);
+    int zero = 0;
+    if (peer->socket) {
+        zmq_setsockopt (peer->socket, ZMQ_LINGER, &zero, sizeof zero);
+        zmq_setsockopt (peer->socket, ZMQ_SNDHWM, &zero, sizeof zero);
+        zmq_setsockopt (peer->socket, ZMQ_RCVHWM, &zero, sizeof zero);
+    }
+    if (!peer->socket || zmq_connect (peer->socket, peer->endpoint)) {
+        *why = peer->socket ? "not an endpoint this worker can connect to" : "no socket";
+        s_peer_destroy (&peer);
+        return NULL;
+    }
+    self->peers [self->npeers++] = peer;
+    s_log (self, 'D', "connected to peer %s", peer->endpoint);
+    return peer;
+}
+
+static void
+s_peer_send_get (cask_worker_t *self, s_peer_t *peer)
+{
+    if (peer->count == 0)
+        return;
+    cask_buf_patch_u32 (&peer->get, 0, peer->count);
+    if (cask_send (peer->socket, NULL, CASK_GET, &peer->get, NULL))
+        s_log (self, 'E', "cannot send GET to %s: %s", peer->endpoint, zmq_strerror (errno));
+    peer->count = 0;
+}
+
+static void
+s_peer_ask (cask_worker_t *self, s_peer_t *peer, const char *key)
+{
+    if (peer->count == 0) {
+        cask_buf_reset (&peer->get);
+        cask_put_u32 (&peer->get, 0);
+    }
+    cask_put_str8 (&peer->get, cask_str (key));
+    peer->count++;
+    if (peer->waiting++ == 0)
+        peer->progress_at = s_now_us ();
+    if (peer->get.size >= S_BATCH_MAX)
+        s_peer_send_get (self, peer);
+}
+
+static void
+s_fetch_destroy (cask_worker_t *self, s_fetch_t **fetch_p)
+{
+    s_fetch_t *fetch = *fetch_p;
+    fetch->peer->waiting--;
+    zhashx_delete (self->fetches, fetch->key);
+    free (fetch->waiters);
+    free (fetch);
+    *fetch_p = NULL;
+}
+
+//  Fills the slots of every waiting job with value (or with nothing, when
+//  value is NULL) and tells the jobs; ends the fetch.
+static void
+s_fetch_end (cask_worker_t *self, s_fetch_t *fetch, cask_value_t *value,
+             const char *reason)
+{
+    for (size_t index = 0; index < fetch->nwaiters; index++) {
+        s_job_t *job = fetch->waiters [index];
+        for (uint32_t slot = 0; slot < job->ndeps; slot++)
+            if (job->fetching [slot] == fetch) {
+                job->fetching [slot] = NULL;
+                if (value)
+                    job->refs [slot] = cask_value_ref (value);
+            }
+        if (!value && !job->failed)
+            s_job_fail (self, job, "could not fetch dependency %s from %s: %s",
+                        fetch->key, fetch->peer->endpoint, reason);
+        s_job_fetched (self, job);
+    }
+    s_fetch_destroy (self, &fetch);
+}
+
+//  Makes job wait for key from holder (a fetch shared with other jobs
+//  that need the key). Returns 0, or -1 with the reason in why.
+static int
+s_fetch (cask_worker_t *self, s_job_t *job, uint32_t slot, cask_str_t key,
+         cask_str_t holder, const char **why)
+{
+    char name [CASK_MAX_KEY + 1];
+    cask_str_copy (key, name, sizeof name);
+    s_fetch_t *fetch = (s_fetch_t *) zhashx_lookup (self->fetches, name);
+    if (!fetch) {
+        if (holder.len == 0 || cask_str_eq (holder, self->endpoint)) {
+            *why = "it is not held there";
+            return -1;
+        }
+        s_peer_t *peer = s_peer_require (self, holder, why);
+        if (!peer)
+            return -1;
+        *why = "out of memory";
+        fetch = (s_fetch_t *) calloc (1, sizeof (s_fetch_t));
+        if (!fetch)
+            return -1;
+        strcpy (fetch->key, name);
+        fetch->peer = peer;
+        if (zhashx_insert (self->fetches, name, fetch)) {
+            free (fetch);
+            return -1;
+        }
+        s_peer_ask (self, peer, name);
+    }
+    //  A job's dependencies are handled one after the other, so a job
+    //  that waits on this fetch already is the last waiter
+    if (fetch->nwaiters == 0 || fetch->waiters [fetch->nwaiters - 1] != job) {
+        if (fetch->nwaiters == fetch->capwaiters) {
+            size_t cap = fetch->capwaiters ? fetch->capwaiters * 2 : 4;
+            s_job_t **waiters = (s_job_t **) realloc (fetch->waiters, cap * sizeof (s_job_t *));
+            if (!waiters) {
+                *why = "out of memory";
+                return -1;
+            }
+            fetch->waiters = waiters;
+            fetch->capwaiters = cap;
+        }
+        fetch->waiters [fetch->nwaiters++] = job;
+        job->nwaiting++;
+    }
+    job->fetching [slot] = fetch;
+    return 0;
+}
+
+//  Gives up on a peer: its fetches fail and it is closed at the next flush.
+static void
+s_peer_fail (cask_worker_t *self, s_peer_t *peer, const char *reason)
+{
+    s_log (self, 'W', "giving up on peer %s: %s", peer->endpoint, reason);
+    peer->dead = true;
+    peer->count = 0;
+    size_t count = 0;
+    s_fetch_t **ended = (s_fetch_t **) malloc ((zhashx_size (self->fetches) + 1) * sizeof (s_fetch_t *));
+    if (!ended)
+        return;         //  the timeout comes back for them
+    for (s_fetch_t *fetch = (s_fetch_t *) zhashx_first (self->fetches); fetch;
+         fetch = (s_fetch_t *) zhashx_next (self->fetches))
+        if (fetch->peer == peer)
+            ended [count++] = fetch;
+    for (size_t index = 0; index < count; index++)
+        s_fetch_end (self, ended [index], NULL, reason);
+    free (ended);
+}
+
+static void
+s_peers_expire (cask_worker_t *self)
+{
+    int64_t now = s_now_us ();
+    int64_t timeout = (int64_t) self->config.fetch_timeout_ms * 1000;
+    for (size_t index = 0; index < self->npeers; index++) {
+        s_peer_t *peer = self->peers [index];
+        if (!peer->dead && peer->waiting && now - peer->progress_at > timeout) {
+            char reason [64];
+            snprintf (reason, sizeof reason, "no answer in %d ms", self->config.fetch_timeout_ms);
+            s_peer_fail (self, peer, reason);
+        }
+    }
+}
+
+//  Closes the peers given up on, once no poll item refers to them.
+static void
+s_peers_reap (cask_worker_t *self)
+{
+    size_t kept = 0;
+    for (size_t index = 0; index < self->npeers; index++) {
+        s_peer_t *peer = self->peers [index];
+        if (peer->dead && peer->waiting == 0)
+            s_peer_destroy (&peer);
+        else
+            self->peers [kept++] = peer;
+    }
+    self->npeers = kept;
+}
+
+//  DATA from a peer: the values we asked for.
+static const char *
+s_on_data (cask_worker_t *self, cask_message_t *msg)
+{
+    cask_rd_t rd;
+    cask_rd_init (&rd, zmq_msg_data (&msg->body), zmq_msg_size (&msg->body));
+    uint32_t count = cask_get_u32 (&rd);
+    size_t frame_base = 0;
+    const char *why = NULL;
+    for (uint32_t index = 0; index < count && !rd.failed; index++) {
+        char key [CASK_MAX_KEY + 1];
+        cask_str_copy (cask_get_str8 (&rd), key, sizeof key);
+        uint8_t found = cask_get_u8 (&rd);
+        uint32_t nframes = found ? cask_get_u32 (&rd) : 0;
+        if (rd.failed || nframes > msg->nframes - frame_base)
+            return "malformed DATA record";
+        cask_value_t *value = found
+            ? cask_value_decode (&rd, msg, frame_base, NULL, 0, &why) : NULL;
+        if (found && !value)
+            return why;
+        frame_base += nframes;
+        s_fetch_t *fetch = (s_fetch_t *) zhashx_lookup (self->fetches, key);
+        if (fetch && value) {
+            self->fetches_from_peers++;
+            self->bytes_fetched_from_peers += cask_value_nbytes (value);
+        }
+        if (fetch)
+            s_fetch_end (self, fetch, value, "it is not held there");
+        cask_value_destroy (&value);
+    }
+    return cask_rd_done (&rd) ? NULL : "malformed DATA";
+}
+
+static void
+s_on_peer_message (cask_worker_t *self, s_peer_t *peer, cask_message_t *msg)
+{
+    peer->progress_at = s_now_us ();
+    if (msg->version != CASK_PROTO_VERSION) {
+        s_peer_fail (self, peer, "it speaks another protocol version");
+        return;
+    }
+    if (msg->command == CASK_DATA) {
+        const char *why = s_on_data (self, msg);
+        if (why)
+            s_peer_fail (self, peer, why);
+    }
+    else
+    if (msg->command == CASK_ERROR) {
+        cask_rd_t rd;
+        cask_error_t rec;
+        char reason [300];
+        cask_rd_init (&rd, zmq_msg_data (&msg->body), zmq_msg_size (&msg->body));
+        cask_error_get (&rd, &rec);
+        snprintf (reason, sizeof reason, "it answered ERROR: %.*s",
+                  (int) rec.message.len, rec.message.ptr);
+        s_peer_fail (self, peer, reason);
+    }
+    else
+        s_log (self, 'W', "ignoring %s from peer %s",
+               cask_command_name (msg->command), peer->endpoint);
+}
+
+static void
+s_drain_peer (cask_worker_t *self, s_peer_t *peer)
+{
+    for (int count = 0; count < S_DRAIN_MAX && !peer->dead; count++) {
+        const char *why = NULL;
+        cask_recv_t rc = cask_message_recv (&self->msg, peer->socket, false, ZMQ_DONTWAIT, &why);
+        if (rc == CASK_RECV_AGAIN || rc == CASK_RECV_TERM)
+            break;
+        if (rc == CASK_RECV_BAD)
+            s_peer_fail (self, peer, why);
+        else
+            s_on_peer_message (self, peer, &self->msg);
+    }
+}
+
+//  ---------------------------------------------------------------------
+//  From the broker
+
+static void
+s_on_welcome (cask_worker_t *self, cask_message_t *msg)
+{
+    cask_rd_t rd;
+    cask_rd_init (&rd, zmq_msg_data (&msg->body), zmq_msg_size (&msg->body));
+    uint32_t id = cask_get_u32 (&rd);
+    if (rd.failed) {
+        s_log (self, 'W', "ignoring a malformed WELCOME");
+        return;
+    }
+    self->id = id;
+    s_log (self, 'I', "welcomed by %s as worker %u", self->broker_endpoint, id);
+}
+
+static void
+s_send_libfail (cask_worker_t *self, cask_str_t hash, const char *message)
+{
+    cask_error_t rec = { CASK_ERR_LIBRARY, hash, cask_str (message) };
+    cask_buf_reset (&self->scratch);
+    cask_error_put (&self->scratch, &rec);
+    if (cask_send (self->broker, NULL, CASK_LIBFAIL, &self->scratch, NULL))
+        s_log (self, 'E', "cannot send LIBFAIL: %s", zmq_strerror (errno));
+}
+
+static void
+s_on_library (cask_worker_t *self, cask_message_t *msg)
+{
+    cask_rd_t rd;
+    cask_library_t rec;
+    cask_rd_init (&rd, zmq_msg_data (&msg->body), zmq_msg_size (&msg->body));
+    cask_library_get (&rd, &rec);
+    //  Every function record takes at least 7 bytes
+    if (rd.failed || rec.nfuncs > (size_t) (rd.end - rd.ptr) / 7) {
+        s_log (self, 'W', "ignoring a malformed LIBRARY");
+        return;
+    }
+    cask_func_t *funcs = (cask_func_t *) calloc (rec.nfuncs + 1, sizeof (cask_func_t));
+    char error [1024];
+    if (!funcs)
+        snprintf (error, sizeof error, "out of memory");
+    for (uint32_t index = 0; funcs && index < rec.nfuncs; index++)
+        cask_func_get (&rd, &funcs [index]);
+    int rc = -1;
+    if (funcs && (!cask_rd_done (&rd) || msg->nframes < 1))
+        snprintf (error, sizeof error, "library %.*s could not be loaded on this worker: "
+                  "the LIBRARY message is malformed", (int) rec.name.len, rec.name.ptr);
+    else
+    if (funcs)
+        rc = cask_libraries_load (self->libraries, &rec, funcs,
+                                  zmq_msg_data (&msg->frames [0]),
+                                  zmq_msg_size (&msg->frames [0]), error, sizeof error);
+    if (rc == 0)
+        s_log (self, 'I', "loaded library %.*s (%u functions)",
+               (int) rec.name.len, rec.name.ptr, rec.nfuncs);
+    else {
+        s_log (self, 'W', "%s", error);
+        s_send_libfail (self, rec.hash, error);
+    }
+    free (funcs);
+}
+
+//  Takes the job's dependencies from the store or asks peers for them.
+//  Returns 0, or -1 when the job has failed.
+static int
+s_job_gather (cask_worker_t *self, s_job_t *job, cask_rd_t *deps)
+{
+    for (uint32_t index = 0; index < job->ndeps; index++) {
+        cask_str_t key = cask_get_str8 (deps);
+        cask_str_t holder = cask_get_str8 (deps);
+        char name [CASK_MAX_KEY + 1];
+        cask_value_t *value = cask_store_lookup (self->store, cask_str_copy (key, name, sizeof name));
+        const char *why;
+        if (value)
+            job->refs [index] = cask_value_ref (value);
+        else
+        if (s_fetch (self, job, index, key, holder, &why)) {
+            s_job_fail (self, job, "could not fetch dependency %s from %.*s: %s", name,
+                        (int) (holder.len ? holder.len : strlen (self->endpoint)),
+                        holder.len ? holder.ptr : self->endpoint, why);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static void
+s_on_task (cask_worker_t *self, cask_message_t *msg, cask_task_t *rec, size_t frame_base)
+{
+    s_job_t *job = s_job_new (self);
+    if (!job) {
+        cask_done_t done = { rec->key, 0, 0, 0, 0, cask_str ("worker out of memory") };
+        s_done_add (self, &done);
+        self->tasks_failed++;
+        return;
+    }
+    cask_str_copy (rec->key, job->key, sizeof job->key);
+    const char *error;
+    job->fn = cask_libraries_function (self->libraries, rec->fn, &job->function, &error);
+    if (!job->fn) {
+        if (job->function)
+            s_job_fail (self, job, "%s: %s", job->function, error);
+        else
+            s_job_fail (self, job, "unknown function id %u", rec->fn);
+        return;
+    }
+    if (s_job_reserve_deps (job, rec->ndeps)) {
+        s_job_fail (self, job, "%s: worker out of memory", job->function);
+        return;
+    }
+    if (s_job_gather (self, job, &rec->deps))
+        return;
+    if (job->nwaiting == 0)
+        s_job_decode (self, job, msg, frame_base, rec->args.ptr, rec->args.len);
+    else
+    if (s_job_keep_args (job, msg, frame_base, rec->nframes, rec->args))
+        s_job_fail (self, job, "%s: worker out of memory", job->function);
+}
+
+static void
+s_on_tasks (cask_worker_t *self, cask_message_t *msg)
+{
+    cask_rd_t rd;
+    cask_rd_init (&rd, zmq_msg_data (&msg->body), zmq_msg_size (&msg->body));
+    uint32_t count = cask_get_u32 (&rd);
+    size_t frame_base = 0;
+    for (uint32_t index = 0; index < count; index++) {
+        cask_task_t rec;
+        cask_task_get (&rd, &rec, true);
+        if (rd.failed || rec.nframes > msg->nframes - frame_base) {
+            s_log (self, 'W', "ignoring the rest of a malformed TASK (record %u of %u)",
+                   index + 1, count);
+            return;
+        }
+        s_on_task (self, msg, &rec, frame_base);
+        frame_base += rec.nframes;
+    }
+    if (!cask_rd_done (&rd))
+        s_log (self, 'W', "TASK has bytes after its %u records", count);
+}
+
+static void
+s_on_free (cask_worker_t *self, cask_message_t *msg)
+{
+    cask_rd_t rd;
+    cask_rd_init (&rd, zmq_msg_data (&msg->body), zmq_msg_size (&msg->body));
+    uint32_t count = cask_get_u32 (&rd);
+    for (uint32_t index = 0; index < count && !rd.failed; index++) {
+        char key [CASK_MAX_KEY + 1];
+        cask_str_t view = cask_get_str8 (&rd);
+        if (!rd.failed)
+            cask_store_remove (self->store, cask_str_copy (view, key, sizeof key));
+    }
+    if (!cask_rd_done (&rd))
+        s_log (self, 'W', "FREE is malformed");
+}
+
+static void
+s_on_broker_error (cask_worker_t *self, cask_message_t *msg)
+{
+    cask_rd_t rd;
+    cask_error_t rec;
+    cask_rd_init (&rd, zmq_msg_data (&msg->body), zmq_msg_size (&msg->body));
+    cask_error_get (&rd, &rec);
+    s_log (self, 'W', "broker says ERROR %u (%.*s): %.*s", rec.code,
+           (int) rec.about.len, rec.about.ptr, (int) rec.message.len, rec.message.ptr);
+}
+
+static void
+s_on_broker_message (cask_worker_t *self, cask_message_t *msg)
+{
+    if (msg->version != CASK_PROTO_VERSION) {
+        s_log (self, 'W', "ignoring a message of protocol version %u from the broker",
+               msg->version);
+        return;
+    }
+    switch (msg->command) {
+        case CASK_WELCOME: s_on_welcome (self, msg); break;
+        case CASK_LIBRARY: s_on_library (self, msg); break;
+        case CASK_TASK: s_on_tasks (self, msg); break;
+        case CASK_FREE: s_on_free (self, msg); break;
+        case CASK_ERROR: s_on_broker_error (self, msg); break;
+        default:
+            s_log (self, 'W', "ignoring %s (0x%02x) from the broker",
+                   cask_command_name (msg->command), msg->command);
+    }
+}
+
+static void
+s_drain_broker (cask_worker_t *self)
+{
+    for (int count = 0; count < S_DRAIN_MAX; count++) {
+        const char *why = NULL;
+        cask_recv_t rc = cask_message_recv (&self->msg, self->broker, false, ZMQ_DONTWAIT, &why);
+        if (rc == CASK_RECV_AGAIN || rc == CASK_RECV_TERM)
+            break;
+        if (rc == CASK_RECV_BAD)
+            s_log (self, 'W', "ignoring a bad message from the broker: %s", why);
+        else
+            s_on_broker_message (self, &self->msg);
+    }
+}
+
+//  ---------------------------------------------------------------------
+//  The peer socket: GET and STATUS
+
+static void
+s_send_report (cask_worker_t *self, cask_message_t *request)
+{
+    cJSON *report = cJSON_CreateObject ();
+    if (!report)
+        return;
+    cJSON_AddNumberToObject (report, "id", self->id);
+    cJSON_AddStringToObject (report, "name", self->name);
+    cJSON_AddStringToObject (report, "endpoint", self->endpoint);
+    cJSON_AddNumberToObject (report, "nthreads", self->config.nthreads);
+    cJSON_AddNumberToObject (report, "memory_limit", (double) self->config.memory_limit);
+    cJSON_AddNumberToObject (report, "tasks_run", (double) self->tasks_run);
+    cJSON_AddNumberToObject (report, "tasks_failed", (double) self->tasks_failed);
+    cJSON_AddNumberToObject (report, "tasks_in_flight", (double) self->jobs_in_flight);
+    cJSON_AddNumberToObject (report, "results_held", (double) cask_store_size (self->store));
+    cJSON_AddNumberToObject (report, "bytes_held", (double) cask_store_bytes (self->store));
+    cJSON_AddNumberToObject (report, "fetches_from_peers", (double) self->fetches_from_peers);
+    cJSON_AddNumberToObject (report, "bytes_fetched_from_peers",
+                             (double) self->bytes_fetched_from_peers);
+    cJSON_AddNumberToObject (report, "gets_served", (double) cask_store_gets_served (self->store));
+    cJSON_AddNumberToObject (report, "bytes_served", (double) cask_store_bytes_served (self->store));
+    cJSON_AddNumberToObject (report, "gets_missed", (double) cask_store_gets_missed (self->store));
+    cJSON_AddNumberToObject (report, "libraries", (double) cask_libraries_loaded (self->libraries));
+    cJSON_AddNumberToObject (report, "libraries_failed",
+                             (double) cask_libraries_failed (self->libraries));
+    char *text = cJSON_PrintUnformatted (report);
+    cJSON_Delete (report);
+    if (!text)
+        return;
+    cask_buf_reset (&self->scratch);
+    cask_put_raw (&self->scratch, text, strlen (text));
+    free (text);
+    cask_send (self->router, &request->routing, CASK_REPORT, &self->scratch, NULL);
+}
+
+static void
+s_on_peer_request (cask_worker_t *self, cask_message_t *msg)
+{
+    if (msg->version != CASK_PROTO_VERSION) {
+        char text [80];
+        snprintf (text, sizeof text, "protocol version %u not supported, this peer speaks %d",
+                  msg->version, CASK_PROTO_VERSION);
+        cask_send_error (self->router, msg, CASK_ERR_VERSION, text);
+        return;
+    }
+    const char *why;
+    if (msg->command == CASK_GET) {
+        if (cask_store_serve (self->store, self->router, msg, &why))
+            cask_send_error (self->router, msg, CASK_ERR_MALFORMED, why);
+    }
+    else
+    if (msg->command == CASK_STATUS)
+        s_send_report (self, msg);
+    else {
+        char text [80];
+        snprintf (text, sizeof text, "command 0x%02x is not served on a worker's peer socket",
+                  msg->command);
+        cask_send_error (self->router, msg, CASK_ERR_COMMAND, text);
+    }
+}
+
+static void
+s_drain_router (cask_worker_t *self)
+{
+    for (int count = 0; count < S_DRAIN_MAX; count++) {
+        const char *why = NULL;
+        cask_recv_t rc = cask_message_recv (&self->msg, self->router, true, ZMQ_DONTWAIT, &why);
+        if (rc == CASK_RECV_AGAIN || rc == CASK_RECV_TERM)
+            break;
+        if (rc == CASK_RECV_BAD)
+            cask_send_error (self->router, &self->msg, CASK_ERR_MALFORMED, why);
+        else
+            s_on_peer_request (self, &self->msg);
+    }
+}
+
+//  ---------------------------------------------------------------------
+//  Finished jobs
+
+static void
+s_on_finished (cask_worker_t *self, s_job_t *job)
+{
+    self->tasks_run++;
+    if (job->ok) {
+        cask_value_t *result = job->result ? job->result : cask_null ();
+        job->result = NULL;
+        cask_done_t rec = { cask_str (job->key), 1, 0, 0, job->duration_us, cask_str (NULL) };
+        if (result) {
+            rec.type = (uint8_t) cask_value_type (result);
+            rec.nbytes = cask_value_nbytes (result);
+        }
+        if (cask_store_put (self->store, job->key, result) == 0) {
+            s_done_add (self, &rec);
+            s_job_release (self, job);
+            return;
+        }
+        job->error = strdup ("worker out of memory for the result");
+    }
+    cask_done_t rec = { cask_str (job->key), 0, 0, 0, job->duration_us,
+                        cask_str (job->error ? job->error : "failed (worker out of memory)") };
+    s_done_add (self, &rec);
+    self->tasks_failed++;
+    s_job_release (self, job);
+}
+
+static void
+s_drain_finished (cask_worker_t *self)
+{
+    for (int count = 0; count < S_DRAIN_MAX; count++) {
+        s_job_t *job;
+        int size = zmq_recv (self->finished, &job, sizeof job, ZMQ_DONTWAIT);
+        if (size == -1)
+            break;
+        if (size == sizeof job)
+            s_on_finished (self, job);
+    }
+}
+
+//  ---------------------------------------------------------------------
+//  The loop
+
+static void
+s_flush (cask_worker_t *self)
+{
+    s_pool_submit (self);
+    s_done_send (self);
+    for (size_t index = 0; index < self->npeers; index++)
+        s_peer_send_get (self, self->peers [index]);
+}
+
+//  Polls every socket once and handles what came. Returns -1 when the
+//  context is gone.
+static int
+s_poll_once (cask_worker_t *self)
+{
+    size_t nitems = 3 + self->npeers;
+    if (nitems > self->capitems) {
+        zmq_pollitem_t *items = (zmq_pollitem_t *) realloc (self->items, nitems * sizeof (zmq_pollitem_t));
+        if (!items)
+            return -1;
+        self->items = items;
+        self->capitems = nitems;
+    }
+    zmq_pollitem_t *items = self->items;
+    items [0] = (zmq_pollitem_t) { self->finished, 0, ZMQ_POLLIN, 0 };
+    items [1] = (zmq_pollitem_t) { self->broker, 0, ZMQ_POLLIN, 0 };
+    items [2] = (zmq_pollitem_t) { self->router, 0, ZMQ_POLLIN, 0 };
+    for (size_t index = 0; index < self->npeers; index++)
+        items [3 + index] = (zmq_pollitem_t) { self->peers [index]->socket, 0, ZMQ_POLLIN, 0 };
+
+    if (zmq_poll (items, (int) nitems, S_TICK_MS) == -1)
+        return errno == EINTR ? 0 : -1;
+    if (items [0].revents & ZMQ_POLLIN)
+        s_drain_finished (self);
+    if (items [1].revents & ZMQ_POLLIN)
+        s_drain_broker (self);
+    if (items [2].revents & ZMQ_POLLIN)
+        s_drain_router (self);
+    //  New peers join the list behind the ones polled
+    for (size_t index = 0; index < nitems - 3; index++)
+        if (items [3 + index].revents & ZMQ_POLLIN)
+            s_drain_peer (self, self->peers [index]);
+
+    int64_t now = s_now_us ();
+    if (now >= self->next_tick) {
+        s_peers_expire (self);
+        self->next_tick = now + S_TICK_MS * 1000;
+    }
+    s_flush (self);
+    s_peers_reap (self);
+    return 0;
+}
+
+int
+cask_worker_run (cask_worker_t *self)
+{
+    while (!(self->config.interrupted && *self->config.interrupted))
+        if (s_poll_once (self))
+            return -1;
+    return 0;
+}
+
+//  ---------------------------------------------------------------------
+//  Setting up
+
+//  The local address (of family, AF_INET or AF_UNSPEC) that routes to the
+//  broker's host: what peers can connect to when the worker listens on
+//  every interface.
+static void
+s_routable_address (cask_worker_t *self, int family, char *address, size_t size)
+{
+    snprintf (address, size, "127.0.0.1");
+    const char *host = strstr (self->broker_endpoint, "://");
+    host = host ? host + 3 : self->broker_endpoint;
+    char name [CASK_MAX_KEY + 1];
+    snprintf (name, sizeof name, "%s", host);
+    char *port = strrchr (name, ':');
+    if (!port)
+        return;
+    *port++ = 0;
+    if (name [0] == '[') {
+        memmove (name, name + 1, strlen (name));
+        name [strcspn (name, "]")] = 0;
+    }
+    struct addrinfo hints = { .ai_family = family, .ai_socktype = SOCK_DGRAM };
+    struct addrinfo *found = NULL;
+    if (getaddrinfo (name, port, &hints, &found) || !found)
+        return;
+    int fd = socket (found->ai_family, SOCK_DGRAM, 0);
+    struct sockaddr_storage local;
+    socklen_t length = sizeof local;
+    char text [INET6_ADDRSTRLEN];
+    if (fd >= 0 && connect (fd, found->ai_addr, found->ai_addrlen) == 0
+    &&  getsockname (fd, (struct sockaddr *) &local, &length) == 0) {
+        if (local.ss_family == AF_INET
+        &&  inet_ntop (AF_INET, &((struct sockaddr_in *) &local)->sin_addr, text, sizeof text))
+            snprintf (address, size, "%s", text);
+        else
+        if (local.ss_family == AF_INET6
+        &&  inet_ntop (AF_INET6, &((struct sockaddr_in6 *) &local)->sin6_addr, text, sizeof text))
+            snprintf (address, size, "[%s]", text);
+    }
+    if (fd >= 0)
+        close (fd);
+    freeaddrinfo (found);
+}
+
+//  Binds the peer socket and works out the endpoint to announce.
+static int
+s_bind_router (cask_worker_t *self)
+{
+    self->router = zmq_socket (self->ctx, ZMQ_ROUTER);
+    if (!self->router)
+        return -1;
+    int zero = 0;
+    zmq_setsockopt (self->router, ZMQ_LINGER, &zero, sizeof zero);
+    zmq_setsockopt (self->router, ZMQ_SNDHWM, &zero, sizeof zero);
+    if (zmq_bind (self->router, self->config.listen)) {
+        s_log (self, 'E', "cannot listen on %s: %s", self->config.listen, zmq_strerror (errno));
+        return -1;
+    }
+    char bound [CASK_MAX_KEY + 1];
+    size_t size = sizeof bound;
+    if (zmq_getsockopt (self->router, ZMQ_LAST_ENDPOINT, bound, &size))
+        return -1;
+    const char *wildcards [] = { "tcp://0.0.0.0:", "tcp://[::]:" };
+    const int families [] = { AF_INET, AF_UNSPEC };
+    for (size_t index = 0; index < 2; index++)
+        if (strncmp (bound, wildcards [index], strlen (wildcards [index])) == 0) {
+            char address [INET6_ADDRSTRLEN + 2];
+            s_routable_address (self, families [index], address, sizeof address);
+            snprintf (self->endpoint, sizeof self->endpoint, "tcp://%s:%s", address,
+                      bound + strlen (wildcards [index]));
+            return 0;
+        }
+    snprintf (self->endpoint, sizeof self->endpoint, "%s", bound);
+    return 0;
+}
+
+static int
+s_connect_broker (cask_worker_t *self)
+{
+    self->broker = zmq_socket (self->ctx, ZMQ_DEALER);
+    if (!self->broker)
+        return -1;
+    int zero = 0;
+    int linger = S_BYE_LINGER_MS;
+    zmq_setsockopt (self->broker, ZMQ_LINGER, &linger, sizeof linger);
+    zmq_setsockopt (self->broker, ZMQ_SNDHWM, &zero, sizeof zero);
+    zmq_setsockopt (self->broker, ZMQ_RCVHWM, &zero, sizeof zero);
+    if (zmq_connect (self->broker, self->broker_endpoint)) {
+        s_log (self, 'E', "cannot connect to the broker at %s: %s", self->broker_endpoint,
+               zmq_strerror (errno));
+        return -1;
+    }
+    cask_hello_t hello = { CASK_ROLE_WORKER, cask_str (self->name), self->config.nthreads,
+                           self->config.memory_limit, cask_str (self->endpoint) };
+    cask_buf_reset (&self->scratch);
+    cask_hello_put (&self->scratch, &hello);
+    return cask_send (self->broker, NULL, CASK_HELLO, &self->scratch, NULL);
+}
+
+static int
+s_bind_finished (cask_worker_t *self)
+{
+    self->finished = zmq_socket (self->ctx, ZMQ_PULL);
+    if (!self->finished)
+        return -1;
+    int zero = 0;
+    zmq_setsockopt (self->finished, ZMQ_LINGER, &zero, sizeof zero);
+    zmq_setsockopt (self->finished, ZMQ_RCVHWM, &zero, sizeof zero);
+    snprintf (self->pool.endpoint, sizeof self->pool.endpoint, "inproc://cask-finished-%p",
+              (void *) self);
+    return zmq_bind (self->finished, self->pool.endpoint);
+}
+
+static int
+s_pool_init (s_pool_t *pool)
+{
+    if (pthread_mutex_init (&pool->lock, NULL))
+        return -1;
+    if (pthread_cond_init (&pool->wake, NULL) == 0) {
+        if (pthread_cond_init (&pool->gone, NULL) == 0)
+            return 0;
+        pthread_cond_destroy (&pool->wake);
+    }
+    pthread_mutex_destroy (&pool->lock);
+    return -1;
+}
+
+cask_worker_t *
+cask_worker_new (const cask_worker_config_t *config)
+{
+    cask_worker_t *self = (cask_worker_t *) calloc (1, sizeof (cask_worker_t));
+    if (!self)
+        return NULL;
+    self->config = *config;
+    self->broker_endpoint = strdup (config->broker);
+    self->name = strdup (config->name);
+    cask_buf_init (&self->done);
+    cask_buf_init (&self->scratch);
+    cask_message_init (&self->msg);
+    self->ctx = zmq_ctx_new ();
+    self->store = cask_store_new ();
+    self->libraries = cask_libraries_new (config->dir);
+    self->fetches = zhashx_new ();
+    if (!self->broker_endpoint || !self->name || !self->ctx || !self->store
+    ||  !self->libraries || !self->fetches || config->nthreads == 0) {
+        cask_worker_destroy (&self);
+        return NULL;
+    }
+    self->pool_ready = s_pool_init (&self->pool) == 0;
+    if (!self->pool_ready || s_bind_router (self) || s_bind_finished (self)
+    ||  s_pool_start (self) || s_connect_broker (self)) {
+        cask_worker_destroy (&self);
+        return NULL;
+    }
+    s_log (self, 'I', "serving on %s with %u executors, broker %s, libraries in %s",
+           self->endpoint, config->nthreads, self->broker_endpoint, config->dir);
+    return self;
+}
+
+const char *
+cask_worker_endpoint (cask_worker_t *self)
+{
+    return self->endpoint;
+}
+
+//  ---------------------------------------------------------------------
+//  Tearing down
+
+static void
+s_close_socket (void **socket_p)
+{
+    if (*socket_p) {
+        zmq_close (*socket_p);
+        *socket_p = NULL;
+    }
+}
+
+static void
+s_free_fetches (cask_worker_t *self)
+{
+    for (s_fetch_t *fetch = (s_fetch_t *) zhashx_first (self->fetches); fetch;
+         fetch = (s_fetch_t *) zhashx_next (self->fetches)) {
+        free (fetch->waiters);
+        free (fetch);
+    }
+    zhashx_destroy (&self->fetches);
+}
+
+static void
+s_free_jobs (cask_worker_t *self)
+{
+    while (self->every_job) {
+        s_job_t *job = self->every_job;
+        self->every_job = job->every;
+        s_job_clear (job);
+        cask_message_close (&job->frames);
+        free (job->refs);
+        free (job->fetching);
+        free (job->args_data);
+        free (job);
+    }
+}
+
+void
+cask_worker_destroy (cask_worker_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    cask_worker_t *self = *self_p;
+    *self_p = NULL;
+    if (self->broker && cask_send (self->broker, NULL, CASK_BYE, NULL, NULL) == 0)
+        s_log (self, 'I', "said BYE to the broker");
+    if (self->pool_ready && !s_pool_stop (self))
+        return;         //  a task still runs: leave it all to the process exit
+
+    for (size_t index = 0; index < self->npeers; index++)
+        s_peer_destroy (&self->peers [index]);
+    free (self->peers);
+    s_close_socket (&self->broker);
+    s_close_socket (&self->router);
+    s_close_socket (&self->finished);
+    if (self->ctx)
+        zmq_ctx_term (self->ctx);
+    if (self->fetches)
+        s_free_fetches (self);
+    s_free_jobs (self);
+    //  Values made by task functions may hold code of their library
+    cask_store_destroy (&self->store);
+    cask_libraries_destroy (&self->libraries);
+    if (self->pool_ready) {
+        pthread_cond_destroy (&self->pool.gone);
+        pthread_cond_destroy (&self->pool.wake);
+        pthread_mutex_destroy (&self->pool.lock);
+    }
+    free (self->pool.threads);
+    free (self->items);
+    cask_message_close (&self->msg);
+    cask_buf_free (&self->done);
+    cask_buf_free (&self->scratch);
+    free (self->broker_endpoint);
+    free (self->name);
+    free (self);
+}

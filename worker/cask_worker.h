@@ -1,0 +1,43 @@
+/*  cask_worker.h - a cask worker: runs tasks the broker sends, keeps their
+    results and serves them to peers.
+
+    One thread owns every socket: a DEALER to the broker, a ROUTER on the
+    worker's peer endpoint (GET and STATUS from other workers and clients),
+    an inproc PULL for finished tasks, and a DEALER to each other worker it
+    fetches dependencies from. N executor threads run the task functions.
+*/
+#ifndef CASK_WORKER_H_INCLUDED
+#define CASK_WORKER_H_INCLUDED
+
+#include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+typedef struct _cask_worker_t cask_worker_t;
+
+typedef struct {
+    const char *broker;         //  broker endpoint, "tcp://host:port"
+    const char *listen;         //  peer endpoint to bind, "tcp://127.0.0.1:*"
+    const char *dir;            //  existing directory for task libraries
+    const char *name;           //  for logs, HELLO and REPORT
+    uint32_t nthreads;          //  executor threads, at least 1
+    uint64_t memory_limit;      //  bytes, as told to the broker
+    int fetch_timeout_ms;       //  a peer silent this long fails its fetches
+    bool verbose;               //  log info and debug lines too
+    volatile sig_atomic_t *interrupted;     //  run returns once nonzero; may be NULL
+} cask_worker_config_t;
+
+//  Binds the peer socket, starts the executors and says HELLO to the
+//  broker. Returns the worker, or NULL (the reason is logged).
+cask_worker_t *cask_worker_new (const cask_worker_config_t *config);
+//  Says BYE, stops the executors (a task still running after a short grace
+//  is abandoned, and with it the cleanup it could still use), closes the
+//  sockets, frees everything and nulls *self_p. Safe twice.
+void cask_worker_destroy (cask_worker_t **self_p);
+//  Serves until *config->interrupted is set or the context fails.
+//  Returns 0, or -1 on a socket failure.
+int cask_worker_run (cask_worker_t *self);
+//  The peer endpoint others connect to.
+const char *cask_worker_endpoint (cask_worker_t *self);
+
+#endif

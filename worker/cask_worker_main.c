@@ -1,0 +1,276 @@
+/*  cask_worker_main.c - the cask-worker command: options, signals, and the
+    working directory for task libraries.
+
+    Without --dir the worker makes a fresh directory under /tmp and removes
+    it at exit; a directory given with --dir is the user's and is kept.
+*/
+#include "cask_worker.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define S_DEFAULT_LISTEN "tcp://127.0.0.1:*"
+#define S_DEFAULT_FETCH_TIMEOUT_MS 30000
+#define S_MAX_THREADS 4096
+
+static volatile sig_atomic_t s_interrupted = 0;
+
+static void
+s_on_signal (int signum)
+{
+    (void) signum;
+    s_interrupted = 1;
+}
+
+static void
+s_usage (FILE *out)
+{
+    fprintf (out,
+        "usage: cask-worker BROKER_ADDRESS [options]\n"
+        "\n"
+        "Runs tasks for the cask broker at BROKER_ADDRESS (tcp://host:port or host:port).\n"
+        "\n"
+        "  --nthreads N          executor threads (default: the number of cores)\n"
+        "  --listen ENDPOINT     peer endpoint to bind (default: " S_DEFAULT_LISTEN ")\n"
+        "  --dir DIR             directory for task libraries (default: a fresh\n"
+        "                        /tmp/cask-worker-XXXXXX, removed at exit)\n"
+        "  --name NAME           name in logs and reports (default: worker-HOST-PID)\n"
+        "  --memory-limit BYTES  memory the broker may count on, with an optional\n"
+        "                        K, M, G or T suffix (default: physical memory)\n"
+        "  --fetch-timeout MS    give up on a silent peer after MS (default: %d)\n"
+        "  --verbose             log what happens, not only problems\n"
+        "  --help                show this and exit\n",
+        S_DEFAULT_FETCH_TIMEOUT_MS);
+}
+
+//  "host:port" becomes "tcp://host:port"; anything with a scheme is kept.
+static void
+s_endpoint (const char *address, char *endpoint, size_t size)
+{
+    if (strstr (address, "://"))
+        snprintf (endpoint, size, "%s", address);
+    else
+        snprintf (endpoint, size, "tcp://%s", address);
+}
+
+//  Reads a positive count with an optional binary suffix. Returns 0 or -1.
+static int
+s_parse_size (const char *text, uint64_t *value)
+{
+    char *end;
+    errno = 0;
+    unsigned long long number = strtoull (text, &end, 10);
+    if (errno || end == text || text [0] == '-')
+        return -1;
+    const char *suffixes = "KMGT";
+    const char *suffix = *end ? strchr (suffixes, *end) : NULL;
+    if (suffix) {
+        for (const char *step = suffixes; step <= suffix; step++) {
+            if (number > ULLONG_MAX / 1024)
+                return -1;
+            number *= 1024;
+        }
+        end++;
+    }
+    if (*end)
+        return -1;
+    *value = number;
+    return 0;
+}
+
+static uint64_t
+s_physical_memory (void)
+{
+    long pages = sysconf (_SC_PHYS_PAGES);
+    long page_size = sysconf (_SC_PAGESIZE);
+    return pages > 0 && page_size > 0 ? (uint64_t) pages * (uint64_t) page_size : 0;
+}
+
+static uint32_t
+s_cores (void)
+{
+    long cores = sysconf (_SC_NPROCESSORS_ONLN);
+    return cores > 0 ? (uint32_t) cores : 1;
+}
+
+//  Removes the directory the worker made, with the libraries in it.
+static void
+s_remove_dir (const char *path)
+{
+    DIR *dir = opendir (path);
+    if (dir) {
+        struct dirent *entry;
+        while ((entry = readdir (dir))) {
+            if (strcmp (entry->d_name, ".") && strcmp (entry->d_name, ".."))
+                unlinkat (dirfd (dir), entry->d_name, 0);
+        }
+        closedir (dir);
+    }
+    if (rmdir (path))
+        fprintf (stderr, "W: cannot remove %s: %s\n", path, strerror (errno));
+}
+
+static int
+s_prepare_dir (const char *path)
+{
+    struct stat info;
+    if (mkdir (path, 0700) && errno != EEXIST) {
+        fprintf (stderr, "E: cannot make %s: %s\n", path, strerror (errno));
+        return -1;
+    }
+    if (stat (path, &info) || !S_ISDIR (info.st_mode)) {
+        fprintf (stderr, "E: %s is not a directory\n", path);
+        return -1;
+    }
+    return 0;
+}
+
+static void
+s_handle_signals (void)
+{
+    struct sigaction action;
+    memset (&action, 0, sizeof action);
+    action.sa_handler = s_on_signal;
+    sigemptyset (&action.sa_mask);
+    //  No SA_RESTART: the signal must interrupt zmq_poll
+    sigaction (SIGINT, &action, NULL);
+    sigaction (SIGTERM, &action, NULL);
+}
+
+typedef struct {
+    char broker [PATH_MAX];
+    char listen [PATH_MAX];
+    char dir [PATH_MAX];
+    char name [256];
+    bool made_dir;
+    cask_worker_config_t config;
+} s_options_t;
+
+//  Parses the command line. Returns 0 to run, 1 to exit successfully
+//  (--help), -1 on a usage error.
+static int
+s_parse_options (s_options_t *options, int argc, char *argv [])
+{
+    static const struct option longopts [] = {
+        { "nthreads", required_argument, NULL, 'n' },
+        { "listen", required_argument, NULL, 'l' },
+        { "dir", required_argument, NULL, 'd' },
+        { "name", required_argument, NULL, 'N' },
+        { "memory-limit", required_argument, NULL, 'm' },
+        { "fetch-timeout", required_argument, NULL, 't' },
+        { "verbose", no_argument, NULL, 'v' },
+        { "help", no_argument, NULL, 'h' },
+        { NULL, 0, NULL, 0 }
+    };
+    cask_worker_config_t *config = &options->config;
+    config->nthreads = s_cores ();
+    config->memory_limit = s_physical_memory ();
+    config->fetch_timeout_ms = S_DEFAULT_FETCH_TIMEOUT_MS;
+    s_endpoint (S_DEFAULT_LISTEN, options->listen, sizeof options->listen);
+    char host [64] = "localhost";
+    gethostname (host, sizeof host - 1);
+    snprintf (options->name, sizeof options->name, "worker-%s-%d", host, (int) getpid ());
+
+    int option;
+    uint64_t number;
+    while ((option = getopt_long (argc, argv, "vh", longopts, NULL)) != -1) {
+        switch (option) {
+            case 'n':
+                if (s_parse_size (optarg, &number) || number == 0 || number > S_MAX_THREADS) {
+                    fprintf (stderr, "E: --nthreads takes 1 to %d\n", S_MAX_THREADS);
+                    return -1;
+                }
+                config->nthreads = (uint32_t) number;
+                break;
+            case 'l':
+                s_endpoint (optarg, options->listen, sizeof options->listen);
+                break;
+            case 'd':
+                snprintf (options->dir, sizeof options->dir, "%s", optarg);
+                break;
+            case 'N':
+                if (strlen (optarg) == 0 || strlen (optarg) > 255) {
+                    fprintf (stderr, "E: --name takes 1 to 255 bytes\n");
+                    return -1;
+                }
+                snprintf (options->name, sizeof options->name, "%s", optarg);
+                break;
+            case 'm':
+                if (s_parse_size (optarg, &config->memory_limit)) {
+                    fprintf (stderr, "E: --memory-limit takes a size in bytes\n");
+                    return -1;
+                }
+                break;
+            case 't':
+                if (s_parse_size (optarg, &number) || number == 0 || number > INT_MAX) {
+                    fprintf (stderr, "E: --fetch-timeout takes milliseconds\n");
+                    return -1;
+                }
+                config->fetch_timeout_ms = (int) number;
+                break;
+            case 'v':
+                config->verbose = true;
+                break;
+            case 'h':
+                s_usage (stdout);
+                return 1;
+            default:
+                s_usage (stderr);
+                return -1;
+        }
+    }
+    if (optind != argc - 1) {
+        s_usage (stderr);
+        return -1;
+    }
+    s_endpoint (argv [optind], options->broker, sizeof options->broker);
+    return 0;
+}
+
+int
+main (int argc, char *argv [])
+{
+    s_options_t options;
+    memset (&options, 0, sizeof options);
+    int parsed = s_parse_options (&options, argc, argv);
+    if (parsed)
+        return parsed > 0 ? 0 : 2;
+
+    if (options.dir [0] == 0) {
+        snprintf (options.dir, sizeof options.dir, "/tmp/cask-worker-XXXXXX");
+        if (!mkdtemp (options.dir)) {
+            fprintf (stderr, "E: cannot make a directory in /tmp: %s\n", strerror (errno));
+            return 1;
+        }
+        options.made_dir = true;
+    }
+    else
+    if (s_prepare_dir (options.dir))
+        return 1;
+
+    s_handle_signals ();
+    options.config.broker = options.broker;
+    options.config.listen = options.listen;
+    options.config.dir = options.dir;
+    options.config.name = options.name;
+    options.config.interrupted = &s_interrupted;
+    int rc = 1;
+    cask_worker_t *worker = cask_worker_new (&options.config);
+    if (worker) {
+        rc = cask_worker_run (worker) ? 1 : 0;
+        cask_worker_destroy (&worker);
+    }
+    else
+        fprintf (stderr, "E: cannot start the worker\n");
+    if (options.made_dir)
+        s_remove_dir (options.dir);
+    return rc;
+}

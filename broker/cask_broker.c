@@ -253,9 +253,9 @@ s_batch_send (cask_broker_t *self, s_peer_t *peer, s_batch_t *batch, uint8_t com
 static void
 s_peer_flush (cask_broker_t *self, s_peer_t *peer)
 {
-    s_batch_send (self, peer, &peer->frees, CASK_FREE);
-    s_batch_send (self, peer, &peer->tasks, CASK_TASK);
-    s_batch_send (self, peer, &peer->states, CASK_STATE);
+    s_batch_send (self, peer, &peer->frees, CASK_MSG_FREE);
+    s_batch_send (self, peer, &peer->tasks, CASK_MSG_TASK);
+    s_batch_send (self, peer, &peer->states, CASK_MSG_STATE);
 }
 
 static void
@@ -403,7 +403,7 @@ s_library_send (cask_broker_t *self, s_library_t *library, s_peer_t *worker)
     cask_message_move_frame (&frames, &copy);
     zmq_msg_close (&copy);
     s_library_put (self, library);
-    s_send (self, worker, CASK_LIBRARY, &self->out, &frames);
+    s_send (self, worker, CASK_MSG_LIBRARY, &self->out, &frames);
     cask_message_close (&frames);
 }
 
@@ -448,7 +448,7 @@ s_send_welcome (cask_broker_t *self, s_peer_t *peer)
     cask_put_u32 (&self->out, (uint32_t) zhashx_size (self->workers));
     for (s_peer_t *worker = zhashx_first (self->workers); worker; worker = zhashx_next (self->workers))
         s_put_worker_info (&self->out, worker, true);
-    s_send (self, peer, CASK_WELCOME, &self->out, NULL);
+    s_send (self, peer, CASK_MSG_WELCOME, &self->out, NULL);
 }
 
 static void
@@ -457,7 +457,7 @@ s_tell_clients_worker (cask_broker_t *self, s_peer_t *worker, bool joined)
     cask_buf_reset (&self->out);
     s_put_worker_info (&self->out, worker, joined);
     for (s_peer_t *client = zhashx_first (self->clients); client; client = zhashx_next (self->clients))
-        s_send (self, client, CASK_WORKER, &self->out, NULL);
+        s_send (self, client, CASK_MSG_WORKER, &self->out, NULL);
 }
 
 //  ---------------------------------------------------------------------
@@ -584,10 +584,10 @@ s_library_announce (cask_broker_t *self, s_library_t *library, s_peer_t *owner)
     for (s_peer_t *worker = zhashx_first (self->workers); worker; worker = zhashx_next (self->workers))
         s_library_send (self, library, worker);
     s_library_put (self, library);
-    s_send (self, owner, CASK_REGISTERED, &self->out, NULL);
+    s_send (self, owner, CASK_MSG_REGISTERED, &self->out, NULL);
     for (s_peer_t *client = zhashx_first (self->clients); client; client = zhashx_next (self->clients))
         if (client != owner)
-            s_send (self, client, CASK_REGISTERED, &self->out, NULL);
+            s_send (self, client, CASK_MSG_REGISTERED, &self->out, NULL);
 }
 
 static int
@@ -628,7 +628,7 @@ s_on_register (cask_broker_t *self, s_peer_t *client, cask_rd_t *rd)
         //  Same bytes, same functions: the ids it already has
         s_library_destroy (&library);
         s_library_put (self, known);
-        s_send (self, client, CASK_REGISTERED, &self->out, NULL);
+        s_send (self, client, CASK_MSG_REGISTERED, &self->out, NULL);
         return;
     }
     library->owner = client->id;
@@ -729,7 +729,7 @@ s_on_libfail (cask_broker_t *self, s_peer_t *worker, cask_rd_t *rd)
     cask_error_t error = { CASK_ERR_LIBRARY, rec.about, cask_str (text) };
     cask_buf_reset (&self->out);
     cask_error_put (&self->out, &error);
-    s_send (self, owner, CASK_ERROR, &self->out, NULL);
+    s_send (self, owner, CASK_MSG_ERROR, &self->out, NULL);
 }
 
 static cJSON *
@@ -791,7 +791,7 @@ s_on_status (cask_broker_t *self)
     cask_buf_reset (&self->out);
     cask_put_raw (&self->out, text, strlen (text));
     free (text);
-    if (cask_send (self->socket, &self->msg.routing, CASK_REPORT, &self->out, NULL))
+    if (cask_send (self->socket, &self->msg.routing, CASK_MSG_REPORT, &self->out, NULL))
         s_log ('W', "could not send REPORT: %s", zmq_strerror (errno));
 }
 
@@ -800,14 +800,14 @@ static bool
 s_allowed (uint8_t command, uint8_t role)
 {
     switch (command) {
-        case CASK_BYE:
+        case CASK_MSG_BYE:
             return true;
-        case CASK_REGISTER:
-        case CASK_SUBMIT:
-        case CASK_RELEASE:
+        case CASK_MSG_REGISTER:
+        case CASK_MSG_SUBMIT:
+        case CASK_MSG_RELEASE:
             return role == CASK_ROLE_CLIENT;
-        case CASK_DONE:
-        case CASK_LIBFAIL:
+        case CASK_MSG_DONE:
+        case CASK_MSG_LIBFAIL:
             return role == CASK_ROLE_WORKER;
         default:
             return false;
@@ -831,10 +831,10 @@ s_handle (cask_broker_t *self)
     if (strcmp (cask_command_name (msg->command), "unknown") == 0)
         s_reply_error (self, CASK_ERR_COMMAND, "unknown command 0x%02x", msg->command);
     else
-    if (msg->command == CASK_STATUS)
+    if (msg->command == CASK_MSG_STATUS)
         s_on_status (self);
     else
-    if (msg->command == CASK_HELLO && !peer)
+    if (msg->command == CASK_MSG_HELLO && !peer)
         s_on_hello (self, &rd);
     else
     if (!peer)
@@ -844,19 +844,19 @@ s_handle (cask_broker_t *self)
         s_reply_error (self, CASK_ERR_COMMAND, "command %s (0x%02x) is not valid from a %s",
                        cask_command_name (msg->command), msg->command, s_role_name (peer->role));
     else
-    if (msg->command == CASK_BYE)
+    if (msg->command == CASK_MSG_BYE)
         s_on_bye (self, peer);
     else
-    if (msg->command == CASK_REGISTER)
+    if (msg->command == CASK_MSG_REGISTER)
         s_on_register (self, peer, &rd);
     else
-    if (msg->command == CASK_SUBMIT)
+    if (msg->command == CASK_MSG_SUBMIT)
         s_on_submit (self, peer, &rd);
     else
-    if (msg->command == CASK_RELEASE)
+    if (msg->command == CASK_MSG_RELEASE)
         s_on_release (self, peer, &rd);
     else
-    if (msg->command == CASK_DONE)
+    if (msg->command == CASK_MSG_DONE)
         s_on_done (self, peer, &rd);
     else
         s_on_libfail (self, peer, &rd);

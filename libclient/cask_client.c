@@ -66,7 +66,7 @@ struct _cask_client_t {
     size_t nworkers;
     size_t capworkers;
     s_slot_t *slots;            //  the records, by key
-    size_t slot_mask;           //  slots - 1, a power of two less one
+    size_t slot_mask;           //  number of slots (a power of two) less one
     size_t nrecords;
     cask_future_t *futures;     //  every live handle
     cask_buf_t body;            //  outgoing body, reused
@@ -480,7 +480,7 @@ s_send_releases (cask_client_t *self)
     if (self->nreleases == 0)
         return 0;
     cask_buf_patch_u32 (&self->releases, 0, self->nreleases);
-    int rc = cask_send (self->broker, NULL, CASK_RELEASE, &self->releases, NULL);
+    int rc = cask_send (self->broker, NULL, CASK_MSG_RELEASE, &self->releases, NULL);
     cask_buf_reset (&self->releases);
     self->nreleases = 0;
     return rc;
@@ -712,19 +712,19 @@ s_dispatch (cask_client_t *self, s_worker_t *worker)
     cask_rd_t rd;
     cask_rd_init (&rd, zmq_msg_data (&msg->body), zmq_msg_size (&msg->body));
     if (worker) {
-        if (msg->command == CASK_DATA)
+        if (msg->command == CASK_MSG_DATA)
             s_on_data (self, &rd, worker);
         else
-        if (msg->command == CASK_ERROR_COMMAND)
+        if (msg->command == CASK_MSG_ERROR)
             s_on_error (self, &rd, worker);
         return;
     }
     switch (msg->command) {
-        case CASK_WELCOME: s_on_welcome (self, &rd); break;
-        case CASK_REGISTERED: s_on_registered (self, &rd); break;
-        case CASK_STATE: s_on_state (self, &rd); break;
-        case CASK_WORKER: s_on_worker (self, &rd); break;
-        case CASK_ERROR_COMMAND: s_on_error (self, &rd, NULL); break;
+        case CASK_MSG_WELCOME: s_on_welcome (self, &rd); break;
+        case CASK_MSG_REGISTERED: s_on_registered (self, &rd); break;
+        case CASK_MSG_STATE: s_on_state (self, &rd); break;
+        case CASK_MSG_WORKER: s_on_worker (self, &rd); break;
+        case CASK_MSG_ERROR: s_on_error (self, &rd, NULL); break;
         default: break;
     }
 }
@@ -804,7 +804,7 @@ s_send_gets (cask_client_t *self, s_worker_t *worker)
     if (worker->ngets == 0)
         return;
     cask_buf_patch_u32 (&worker->gets, 0, worker->ngets);
-    if (cask_send (worker->socket, NULL, CASK_GET, &worker->gets, NULL))
+    if (cask_send (worker->socket, NULL, CASK_MSG_GET, &worker->gets, NULL))
         cask_client_set_error (self, "cannot send GET to worker %u (%s): %s",
                                worker->id, worker->endpoint, zmq_strerror (errno));
     cask_buf_reset (&worker->gets);
@@ -879,7 +879,7 @@ s_send_hello (cask_client_t *self)
     cask_hello_t hello = { CASK_ROLE_CLIENT, cask_str (name), 0, 0, cask_str ("") };
     cask_buf_reset (&self->body);
     cask_hello_put (&self->body, &hello);
-    return cask_send (self->broker, NULL, CASK_HELLO, &self->body, NULL);
+    return cask_send (self->broker, NULL, CASK_MSG_HELLO, &self->body, NULL);
 }
 
 static cask_client_t *
@@ -951,7 +951,7 @@ cask_client_destroy (cask_client_t **self_p)
     if (self->broker) {
         if (self->welcomed) {
             cask_buf_reset (&self->body);
-            cask_send (self->broker, NULL, CASK_BYE, &self->body, NULL);
+            cask_send (self->broker, NULL, CASK_MSG_BYE, &self->body, NULL);
         }
         else {
             int zero = 0;
@@ -1152,7 +1152,7 @@ s_register (cask_client_t *self, const char *path, const cask_export_t *exports,
     self->broker_error = NULL;
     self->registered = false;
     self->register_hash = hash;
-    if (cask_send (self->broker, NULL, CASK_REGISTER, &self->body, &self->out))
+    if (cask_send (self->broker, NULL, CASK_MSG_REGISTER, &self->body, &self->out))
         rc = cask_client_set_error (self, "%s: cannot send to the broker: %s",
                                     path, zmq_strerror (errno));
     else
@@ -1236,7 +1236,7 @@ s_batch_send (cask_client_t *self)
     if (self->nbatch == 0)
         return 0;
     cask_buf_patch_u32 (&self->body, 0, self->nbatch);
-    int rc = cask_send (self->broker, NULL, CASK_SUBMIT, &self->body, &self->out);
+    int rc = cask_send (self->broker, NULL, CASK_MSG_SUBMIT, &self->body, &self->out);
     if (rc)
         cask_client_set_error (self, "cannot send to the broker at %s: %s",
                                self->address, zmq_strerror (errno));
@@ -1366,37 +1366,52 @@ cask_submit (cask_client_t *self, const char *fn, ...)
     return s_submit_list (self, fn, list);
 }
 
+//  A future for fn(item)
+static cask_future_t *
+s_map_one (cask_client_t *self, const char *fn, uint32_t fn_id, const cask_value_t *item)
+{
+    cask_value_t *args = cask_list_new (1);
+    if (!args || cask_list_append (args, cask_value_ref ((cask_value_t *) item))) {
+        cask_value_destroy (&args);
+        cask_client_set_error (self, "map %s: out of memory", fn);
+        return NULL;
+    }
+    cask_future_t *future = s_task_add (self, fn, fn_id, args);
+    cask_value_destroy (&args);
+    return future;
+}
+
+static int
+s_map (cask_client_t *self, const char *fn, uint32_t fn_id, const cask_value_t *inputs,
+       cask_future_t **futures)
+{
+    size_t count = cask_value_size (inputs);
+    size_t made = 0;
+    s_batch_begin (self);
+    for (; made < count; made++) {
+        futures [made] = s_map_one (self, fn, fn_id, cask_value_item (inputs, made));
+        if (!futures [made]
+        ||  (s_batch_full (self) && s_batch_send (self)))
+            break;
+    }
+    if (s_batch_send (self) == 0 && made == count)
+        return 0;
+    //  What was made went out; its futures go, and with them the keys
+    //  nobody else holds
+    for (size_t index = 0; index <= made && index < count; index++)
+        cask_future_destroy (&futures [index]);
+    return -1;
+}
+
 int
 cask_map (cask_client_t *self, const char *fn, cask_value_t *inputs, cask_future_t **futures)
 {
     s_function_t *function = s_function_check (self, fn);
-    if (function && cask_value_type (inputs) != CASK_LIST)
-        function = NULL, cask_client_set_error (self, "map %s: the inputs are not a list", fn);
-    size_t count = function ? cask_value_size (inputs) : 0;
-    size_t made = 0;
-    if (function) {
-        s_batch_begin (self);
-        for (; made < count; made++) {
-            cask_value_t *args = cask_list_new (1);
-            cask_value_t *item = (cask_value_t *) cask_value_item (inputs, made);
-            if (args && cask_list_append (args, cask_value_ref (item)) == 0)
-                futures [made] = s_task_add (self, fn, function->id, args);
-            else
-                futures [made] = NULL, cask_client_set_error (self, "map %s: out of memory", fn);
-            cask_value_destroy (&args);
-            if (!futures [made]
-            ||  (s_batch_full (self) && s_batch_send (self)))
-                break;
-        }
-        //  What was made went out; on failure its futures go, and with
-        //  them the keys nobody else holds
-        if (s_batch_send (self) == 0 && made == count) {
-            cask_value_destroy (&inputs);
-            return 0;
-        }
-        for (size_t index = 0; index <= made && index < count; index++)
-            cask_future_destroy (&futures [index]);
+    if (function && cask_value_type (inputs) != CASK_LIST) {
+        cask_client_set_error (self, "map %s: the inputs are not a list", fn);
+        function = NULL;
     }
+    int rc = function ? s_map (self, fn, function->id, inputs, futures) : -1;
     cask_value_destroy (&inputs);
-    return -1;
+    return rc;
 }

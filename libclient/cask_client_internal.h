@@ -12,11 +12,7 @@
 #ifndef CASK_CLIENT_INTERNAL_H_INCLUDED
 #define CASK_CLIENT_INTERNAL_H_INCLUDED
 
-//  cask_proto.h names its ERROR command CASK_ERROR, as cask_client.h names
-//  the error status: the client sees the command as CASK_ERROR_COMMAND.
-#define CASK_ERROR CASK_ERROR_COMMAND
 #include "cask_proto.h"
-#undef CASK_ERROR
 #include "cask/cask_client.h"
 
 typedef struct _cask_record_t cask_record_t;
@@ -62,10 +58,6 @@ void cask_client_flush_gets (cask_client_t *self);
 //  A new handle to record (its handle count goes up), linked into the
 //  client's list; NULL when out of memory.
 cask_future_t *cask_future_new (cask_client_t *client, cask_record_t *record);
-//  Drops a handle: when it was the record's last, the record goes and its
-//  key is queued for RELEASE (unless releasing is false: the client is
-//  leaving and says BYE instead).
-void cask_future_drop (cask_future_t *self, bool releasing);
 //  Unlinks and frees every future still held (client destroy).
 void cask_future_drop_all (cask_client_t *client);
 

@@ -43,8 +43,10 @@ cask_future_new (cask_client_t *client, cask_record_t *record)
     return self;
 }
 
-void
-cask_future_drop (cask_future_t *self, bool releasing)
+//  Drops a handle: when it was the record's last, the record goes and its
+//  key is queued for RELEASE (unless the client is leaving: BYE says it all)
+static void
+s_future_drop (cask_future_t *self, bool releasing)
 {
     cask_future_t **head = cask_client_futures (self->client);
     if (self->prev)
@@ -63,14 +65,14 @@ cask_future_drop_all (cask_client_t *client)
 {
     cask_future_t **head = cask_client_futures (client);
     while (*head)
-        cask_future_drop (*head, false);
+        s_future_drop (*head, false);
 }
 
 void
 cask_future_destroy (cask_future_t **self_p)
 {
     if (self_p && *self_p) {
-        cask_future_drop (*self_p, true);
+        s_future_drop (*self_p, true);
         *self_p = NULL;
     }
 }

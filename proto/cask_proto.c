@@ -590,7 +590,7 @@ cask_send_error (void *socket, cask_message_t *request, uint16_t code,
     cask_error_t rec = { code, cask_str (NULL), cask_str (text) };
     cask_error_put (&body, &rec);
     int rc = cask_send (socket, request && request->routed ? &request->routing : NULL,
-                        CASK_ERROR, &body, NULL);
+                        CASK_MSG_ERROR, &body, NULL);
     cask_buf_free (&body);
     return rc;
 }
@@ -1064,25 +1064,25 @@ const char *
 cask_command_name (uint8_t command)
 {
     switch (command) {
-        case CASK_HELLO: return "HELLO";
-        case CASK_REGISTER: return "REGISTER";
-        case CASK_SUBMIT: return "SUBMIT";
-        case CASK_RELEASE: return "RELEASE";
-        case CASK_BYE: return "BYE";
-        case CASK_STATUS: return "STATUS";
-        case CASK_WELCOME: return "WELCOME";
-        case CASK_REGISTERED: return "REGISTERED";
-        case CASK_STATE: return "STATE";
-        case CASK_WORKER: return "WORKER";
-        case CASK_REPORT: return "REPORT";
-        case CASK_ERROR: return "ERROR";
-        case CASK_LIBRARY: return "LIBRARY";
-        case CASK_TASK: return "TASK";
-        case CASK_FREE: return "FREE";
-        case CASK_DONE: return "DONE";
-        case CASK_LIBFAIL: return "LIBFAIL";
-        case CASK_GET: return "GET";
-        case CASK_DATA: return "DATA";
+        case CASK_MSG_HELLO: return "HELLO";
+        case CASK_MSG_REGISTER: return "REGISTER";
+        case CASK_MSG_SUBMIT: return "SUBMIT";
+        case CASK_MSG_RELEASE: return "RELEASE";
+        case CASK_MSG_BYE: return "BYE";
+        case CASK_MSG_STATUS: return "STATUS";
+        case CASK_MSG_WELCOME: return "WELCOME";
+        case CASK_MSG_REGISTERED: return "REGISTERED";
+        case CASK_MSG_STATE: return "STATE";
+        case CASK_MSG_WORKER: return "WORKER";
+        case CASK_MSG_REPORT: return "REPORT";
+        case CASK_MSG_ERROR: return "ERROR";
+        case CASK_MSG_LIBRARY: return "LIBRARY";
+        case CASK_MSG_TASK: return "TASK";
+        case CASK_MSG_FREE: return "FREE";
+        case CASK_MSG_DONE: return "DONE";
+        case CASK_MSG_LIBFAIL: return "LIBFAIL";
+        case CASK_MSG_GET: return "GET";
+        case CASK_MSG_DATA: return "DATA";
     }
     return "unknown";
 }

@@ -36,25 +36,25 @@
 
 //  Commands (the fourth header byte).
 typedef enum {
-    CASK_HELLO = 0x01,          //  client/worker -> broker
-    CASK_REGISTER = 0x02,       //  client -> broker
-    CASK_SUBMIT = 0x03,         //  client -> broker
-    CASK_RELEASE = 0x04,        //  client -> broker
-    CASK_BYE = 0x05,            //  client/worker -> broker
-    CASK_STATUS = 0x06,         //  anyone -> broker or worker peer socket
-    CASK_WELCOME = 0x11,        //  broker -> client/worker
-    CASK_REGISTERED = 0x12,     //  broker -> client
-    CASK_STATE = 0x13,          //  broker -> client
-    CASK_WORKER = 0x14,         //  broker -> client
-    CASK_REPORT = 0x15,         //  reply to STATUS: a JSON body
-    CASK_ERROR = 0x1F,          //  anyone -> the sender of a bad message
-    CASK_LIBRARY = 0x21,        //  broker -> worker
-    CASK_TASK = 0x22,           //  broker -> worker
-    CASK_FREE = 0x23,           //  broker -> worker
-    CASK_DONE = 0x31,           //  worker -> broker
-    CASK_LIBFAIL = 0x32,        //  worker -> broker
-    CASK_GET = 0x41,            //  client/worker -> worker's peer socket
-    CASK_DATA = 0x42            //  worker -> whoever sent GET
+    CASK_MSG_HELLO = 0x01,          //  client/worker -> broker
+    CASK_MSG_REGISTER = 0x02,       //  client -> broker
+    CASK_MSG_SUBMIT = 0x03,         //  client -> broker
+    CASK_MSG_RELEASE = 0x04,        //  client -> broker
+    CASK_MSG_BYE = 0x05,            //  client/worker -> broker
+    CASK_MSG_STATUS = 0x06,         //  anyone -> broker or worker peer socket
+    CASK_MSG_WELCOME = 0x11,        //  broker -> client/worker
+    CASK_MSG_REGISTERED = 0x12,     //  broker -> client
+    CASK_MSG_STATE = 0x13,          //  broker -> client
+    CASK_MSG_WORKER = 0x14,         //  broker -> client
+    CASK_MSG_REPORT = 0x15,         //  reply to STATUS: a JSON body
+    CASK_MSG_ERROR = 0x1F,          //  anyone -> the sender of a bad message
+    CASK_MSG_LIBRARY = 0x21,        //  broker -> worker
+    CASK_MSG_TASK = 0x22,           //  broker -> worker
+    CASK_MSG_FREE = 0x23,           //  broker -> worker
+    CASK_MSG_DONE = 0x31,           //  worker -> broker
+    CASK_MSG_LIBFAIL = 0x32,        //  worker -> broker
+    CASK_MSG_GET = 0x41,            //  client/worker -> worker's peer socket
+    CASK_MSG_DATA = 0x42            //  worker -> whoever sent GET
 } cask_command_t;
 
 //  Roles in HELLO.

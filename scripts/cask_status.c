@@ -35,14 +35,14 @@ static cJSON *s_report (void *ctx, const char *endpoint, int timeout_ms)
     cask_buf_t body;
     cask_buf_init (&body);
     if (zmq_connect (socket, endpoint) == 0
-    &&  cask_send (socket, NULL, CASK_STATUS, &body, NULL) == 0) {
+    &&  cask_send (socket, NULL, CASK_MSG_STATUS, &body, NULL) == 0) {
         zmq_pollitem_t item = { socket, 0, ZMQ_POLLIN, 0 };
         cask_message_t msg;
         cask_message_init (&msg);
         const char *why = NULL;
         if (zmq_poll (&item, 1, timeout_ms) == 1
         &&  cask_message_recv (&msg, socket, false, ZMQ_DONTWAIT, &why) == CASK_RECV_OK
-        &&  msg.command == CASK_REPORT)
+        &&  msg.command == CASK_MSG_REPORT)
             json = cJSON_ParseWithLength (zmq_msg_data (&msg.body), zmq_msg_size (&msg.body));
         cask_message_close (&msg);
     }

@@ -1,21 +1,30 @@
 /*  cask_harness.c - a real cask cluster for integration tests.
 
-    Each process is forked and exec'd with PR_SET_PDEATHSIG so that it dies
-    with the test process even when that is killed outright. A registry of
-    live harnesses lets an atexit hook and SIGABRT/SIGINT/SIGTERM handlers
-    print the logs and kill what is left when a test ends without tearing
-    its cluster down; both only touch harnesses this very process started
-    (Check forks tests from a parent that may hold one too), and the signal
-    side only makes async-signal-safe calls.
+    Three things keep a failing test from hiding its cause or leaving
+    processes behind, however it ends (Check ends a failed test in fork
+    mode with _exit, a timeout with SIGKILL, so no exit hook would run):
+
+    - every broker and worker is forked with PR_SET_PDEATHSIG, so it dies
+      with the test process;
+    - a monitor process, forked when the harness is made and moved out of
+      the test's process group, waits on a pipe: if the test process goes
+      away without cask_harness_destroy, it prints the logs and removes the
+      temp dir;
+    - a watchdog thread notices a broker or worker that dies on its own
+      while the test runs, and aborts the test at once rather than let it
+      wait for results that will never come.
 */
 #define _GNU_SOURCE
 #include "cask_harness.h"
 
+#include <dirent.h>
 #include <errno.h>
-#include <stdarg.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <pthread.h>
 #include <signal.h>
+#include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,9 +36,9 @@
 #include <zmq.h>
 
 #define GRACE_MS 8000               //  SIGTERM to SIGKILL
+#define WATCH_MS 50                 //  how often the watchdog looks
 #define LOG_TAIL (48 * 1024)        //  bytes of each log printed
 #define MAX_WORKERS 64
-#define MAX_HARNESSES 8
 
 typedef struct {
     pid_t pid;
@@ -37,160 +46,27 @@ typedef struct {
     char *label;                //  "broker", "worker w0"
     int status;                 //  from waitpid, once exited
     bool exited;
-    bool killed;                //  killed on purpose by the test
+    atomic_bool killed;         //  killed on purpose by the test
 } s_proc_t;
 
 struct _cask_harness_t {
-    pid_t owner;                //  the process that started the cluster
     char *dir;
     char *endpoint_file;
     char broker_address [256];
     s_proc_t broker;
     s_proc_t workers [MAX_WORKERS];
-    size_t nworkers;
+    atomic_size_t nworkers;     //  workers [0..nworkers) are set up
     void *ctx;                  //  for STATUS queries
-    bool stopped;
+    pid_t monitor;              //  prints the logs if the test dies
+    int monitor_fd;             //  write end of its pipe
+    atomic_bool stopping;       //  stop or the watchdog took over
+    atomic_bool watching;       //  the watchdog runs
+    pthread_t watchdog;
 };
 
-//  Harnesses alive in this process, for the exit and signal hooks.
-static cask_harness_t *s_live [MAX_HARNESSES];
-static bool s_hooks_installed;
-
 
 //  ---------------------------------------------------------------------
-//  Async-signal-safe helpers (used from the hooks)
-
-static void s_write_all (int fd, const char *data, size_t size)
-{
-    while (size > 0) {
-        ssize_t n = write (fd, data, size);
-        if (n <= 0) {
-            if (n < 0 && errno == EINTR)
-                continue;
-            return;
-        }
-        data += n;
-        size -= (size_t) n;
-    }
-}
-
-static void s_write_str (int fd, const char *s)
-{
-    s_write_all (fd, s, strlen (s));
-}
-
-static void s_print_log (const s_proc_t *proc)
-{
-    if (!proc->log)
-        return;
-    s_write_str (STDERR_FILENO, "----- ");
-    s_write_str (STDERR_FILENO, proc->label);
-    s_write_str (STDERR_FILENO, " log (");
-    s_write_str (STDERR_FILENO, proc->log);
-    s_write_str (STDERR_FILENO, ") -----\n");
-    int fd = open (proc->log, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return;
-    off_t size = lseek (fd, 0, SEEK_END);
-    if (size > LOG_TAIL) {
-        s_write_str (STDERR_FILENO, "[... earlier lines cut ...]\n");
-        lseek (fd, size - LOG_TAIL, SEEK_SET);
-    }
-    else
-        lseek (fd, 0, SEEK_SET);
-    char buf [4096];
-    ssize_t n;
-    while ((n = read (fd, buf, sizeof buf)) > 0)
-        s_write_all (STDERR_FILENO, buf, (size_t) n);
-    close (fd);
-    s_write_str (STDERR_FILENO, "----- end of ");
-    s_write_str (STDERR_FILENO, proc->label);
-    s_write_str (STDERR_FILENO, " log -----\n");
-}
-
-static void s_print_logs (const cask_harness_t *self)
-{
-    s_print_log (&self->broker);
-    for (size_t i = 0; i < self->nworkers; i++)
-        s_print_log (&self->workers [i]);
-}
-
-static void s_kill_all (cask_harness_t *self)
-{
-    for (size_t i = 0; i < self->nworkers; i++)
-        if (self->workers [i].pid > 0 && !self->workers [i].exited)
-            kill (self->workers [i].pid, SIGKILL);
-    if (self->broker.pid > 0 && !self->broker.exited)
-        kill (self->broker.pid, SIGKILL);
-}
-
-//  A test ended (exit or fatal signal) with clusters still up: show why
-//  they may have failed, and take them down.
-static void s_abandon_live (const char *why)
-{
-    pid_t me = getpid ();
-    for (size_t i = 0; i < MAX_HARNESSES; i++) {
-        cask_harness_t *self = s_live [i];
-        if (!self || self->owner != me || self->stopped)
-            continue;
-        s_write_str (STDERR_FILENO, "cask_harness: ");
-        s_write_str (STDERR_FILENO, why);
-        s_write_str (STDERR_FILENO, " with the cluster still running; its logs follow\n");
-        s_print_logs (self);
-        s_kill_all (self);
-        self->stopped = true;
-    }
-}
-
-static void s_on_exit (void)
-{
-    s_abandon_live ("the test exited");
-}
-
-static void s_on_signal (int sig)
-{
-    s_abandon_live ("the test got a fatal signal");
-    signal (sig, SIG_DFL);
-    raise (sig);
-}
-
-static void s_install_hooks (void)
-{
-    if (s_hooks_installed)
-        return;
-    s_hooks_installed = true;
-    atexit (s_on_exit);
-    struct sigaction sa;
-    memset (&sa, 0, sizeof sa);
-    sa.sa_handler = s_on_signal;
-    sigemptyset (&sa.sa_mask);
-    //  Not SIGSEGV and friends: the sanitizers report those, and the
-    //  children die with us anyway (PR_SET_PDEATHSIG).
-    sigaction (SIGABRT, &sa, NULL);
-    sigaction (SIGINT, &sa, NULL);
-    sigaction (SIGTERM, &sa, NULL);
-}
-
-static void s_register (cask_harness_t *self)
-{
-    s_install_hooks ();
-    for (size_t i = 0; i < MAX_HARNESSES; i++)
-        if (!s_live [i]) {
-            s_live [i] = self;
-            return;
-        }
-}
-
-static void s_unregister (cask_harness_t *self)
-{
-    for (size_t i = 0; i < MAX_HARNESSES; i++)
-        if (s_live [i] == self)
-            s_live [i] = NULL;
-}
-
-
-//  ---------------------------------------------------------------------
-//  Processes
+//  Small helpers
 
 int64_t cask_harness_now_ms (void)
 {
@@ -220,6 +96,150 @@ static char *s_strdup_printf (const char *format, ...)
     return s;
 }
 
+//  Plain write(2)s: these also run in forked children.
+static void s_write_all (int fd, const char *data, size_t size)
+{
+    while (size > 0) {
+        ssize_t n = write (fd, data, size);
+        if (n <= 0) {
+            if (n < 0 && errno == EINTR)
+                continue;
+            return;
+        }
+        data += n;
+        size -= (size_t) n;
+    }
+}
+
+static void s_write_str (int fd, const char *s)
+{
+    s_write_all (fd, s, strlen (s));
+}
+
+//  Prints the last LOG_TAIL bytes of the log at path to stderr.
+static void s_print_log (const char *path, const char *label)
+{
+    s_write_str (STDERR_FILENO, "----- log of ");
+    s_write_str (STDERR_FILENO, label);
+    s_write_str (STDERR_FILENO, " (");
+    s_write_str (STDERR_FILENO, path);
+    s_write_str (STDERR_FILENO, ") -----\n");
+    int fd = open (path, O_RDONLY | O_CLOEXEC);
+    if (fd >= 0) {
+        off_t size = lseek (fd, 0, SEEK_END);
+        if (size > LOG_TAIL)
+            s_write_str (STDERR_FILENO, "[... earlier lines cut ...]\n");
+        lseek (fd, size > LOG_TAIL ? size - LOG_TAIL : 0, SEEK_SET);
+        char buf [4096];
+        ssize_t n;
+        while ((n = read (fd, buf, sizeof buf)) > 0)
+            s_write_all (STDERR_FILENO, buf, (size_t) n);
+        close (fd);
+    }
+    s_write_str (STDERR_FILENO, "----- end of the log of ");
+    s_write_str (STDERR_FILENO, label);
+    s_write_str (STDERR_FILENO, " -----\n");
+}
+
+static int s_rm_entry (const char *path, const struct stat *st, int flag,
+                       struct FTW *ftw)
+{
+    (void) st; (void) flag; (void) ftw;
+    remove (path);
+    return 0;
+}
+
+//  Removes dir and all in it, unless CASK_HARNESS_KEEP asks to keep it.
+static void s_remove_dir (const char *dir)
+{
+    const char *keep = getenv ("CASK_HARNESS_KEEP");
+    if (keep && *keep && strcmp (keep, "0") != 0)
+        fprintf (stderr, "cask_harness: kept %s\n", dir);
+    else
+        nftw (dir, s_rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+static void s_close_fds_from (int first, int except)
+{
+    long maxfd = sysconf (_SC_OPEN_MAX);
+    if (maxfd < 0 || maxfd > 4096)
+        maxfd = 4096;
+    for (int fd = first; fd < maxfd; fd++)
+        if (fd != except)
+            close (fd);
+}
+
+
+//  ---------------------------------------------------------------------
+//  The monitor: a child that outlives a test that dies without teardown
+
+static int s_is_log (const struct dirent *entry)
+{
+    size_t len = strlen (entry->d_name);
+    return len > 4 && strcmp (entry->d_name + len - 4, ".log") == 0;
+}
+
+static void s_monitor_run (const char *dir, int fd)
+{
+    //  Out of the test's process group, which Check kills after each test.
+    setpgid (0, 0);
+    s_close_fds_from (STDERR_FILENO + 1, fd);
+    char byte;
+    ssize_t n;
+    do
+        n = read (fd, &byte, 1);
+    while (n < 0 && errno == EINTR);
+    if (n == 1)
+        _exit (0);              //  torn down properly
+    //  The test process is gone; its cluster dies with it (PDEATHSIG).
+    s_sleep_ms (200);
+    fprintf (stderr, "cask_harness: the test ended without stopping its cluster;"
+             " the logs of %s follow\n", dir);
+    struct dirent **entries;
+    int count = scandir (dir, &entries, s_is_log, alphasort);
+    for (int i = 0; i < count; i++) {
+        char path [4096];
+        snprintf (path, sizeof path, "%s/%s", dir, entries [i]->d_name);
+        entries [i]->d_name [strlen (entries [i]->d_name) - 4] = 0;
+        s_print_log (path, entries [i]->d_name);
+    }
+    s_remove_dir (dir);
+    _exit (0);
+}
+
+static int s_monitor_start (cask_harness_t *self)
+{
+    int fds [2];
+    if (pipe2 (fds, O_CLOEXEC))
+        return -1;
+    fflush (NULL);
+    self->monitor = fork ();
+    if (self->monitor == 0)
+        s_monitor_run (self->dir, fds [0]);
+    close (fds [0]);
+    if (self->monitor < 0) {
+        close (fds [1]);
+        return -1;
+    }
+    self->monitor_fd = fds [1];
+    return 0;
+}
+
+//  Tells the monitor all went well, and reaps it.
+static void s_monitor_release (cask_harness_t *self)
+{
+    if (self->monitor <= 0)
+        return;
+    s_write_all (self->monitor_fd, "K", 1);
+    close (self->monitor_fd);
+    waitpid (self->monitor, NULL, 0);
+    self->monitor = 0;
+}
+
+
+//  ---------------------------------------------------------------------
+//  Processes
+
 //  In the child between fork and exec: only async-signal-safe calls.
 static void s_child_exec (char *const argv [], const char *log, pid_t parent)
 {
@@ -233,11 +253,7 @@ static void s_child_exec (char *const argv [], const char *log, pid_t parent)
     dup2 (in, STDIN_FILENO);
     dup2 (out, STDOUT_FILENO);
     dup2 (out, STDERR_FILENO);
-    long maxfd = sysconf (_SC_OPEN_MAX);
-    if (maxfd < 0 || maxfd > 4096)
-        maxfd = 4096;
-    for (int fd = 3; fd < maxfd; fd++)
-        close (fd);
+    s_close_fds_from (STDERR_FILENO + 1, -1);
     sigset_t none;
     sigemptyset (&none);
     sigprocmask (SIG_SETMASK, &none, NULL);
@@ -375,6 +391,71 @@ static bool s_verbose (void)
 //  ---------------------------------------------------------------------
 //  The cluster
 
+static void s_kill_all (cask_harness_t *self)
+{
+    for (size_t i = 0; i < self->nworkers; i++)
+        if (self->workers [i].pid > 0 && !self->workers [i].exited)
+            kill (self->workers [i].pid, SIGKILL);
+    if (self->broker.pid > 0 && !self->broker.exited)
+        kill (self->broker.pid, SIGKILL);
+}
+
+//  A process died by itself while the test ran: nothing will answer the
+//  test's requests any more, so end the test now (the monitor prints the
+//  logs).
+static void s_died (cask_harness_t *self, const s_proc_t *proc, const siginfo_t *info)
+{
+    if (atomic_exchange (&self->stopping, true))
+        return;
+    if (info->si_code == CLD_EXITED)
+        fprintf (stderr, "cask_harness: %s (pid %d) exited with status %d while the test ran\n",
+                 proc->label, (int) proc->pid, info->si_status);
+    else
+        fprintf (stderr, "cask_harness: %s (pid %d) died of signal %d while the test ran\n",
+                 proc->label, (int) proc->pid, info->si_status);
+    s_kill_all (self);
+    abort ();
+}
+
+//  True when proc has exited and nobody meant it to; leaves it waitable.
+static bool s_proc_died (s_proc_t *proc, siginfo_t *info)
+{
+    memset (info, 0, sizeof *info);
+    return proc->pid > 0
+        && waitid (P_PID, (id_t) proc->pid, info, WEXITED | WNOHANG | WNOWAIT) == 0
+        && info->si_pid == proc->pid
+        && !atomic_load (&proc->killed);
+}
+
+static void *s_watchdog (void *arg)
+{
+    cask_harness_t *self = (cask_harness_t *) arg;
+    while (atomic_load (&self->watching)) {
+        siginfo_t info;
+        if (s_proc_died (&self->broker, &info))
+            s_died (self, &self->broker, &info);
+        size_t nworkers = atomic_load (&self->nworkers);
+        for (size_t i = 0; i < nworkers; i++)
+            if (s_proc_died (&self->workers [i], &info))
+                s_died (self, &self->workers [i], &info);
+        s_sleep_ms (WATCH_MS);
+    }
+    return NULL;
+}
+
+static void s_watchdog_start (cask_harness_t *self)
+{
+    atomic_store (&self->watching, true);
+    if (pthread_create (&self->watchdog, NULL, s_watchdog, self))
+        atomic_store (&self->watching, false);
+}
+
+static void s_watchdog_stop (cask_harness_t *self)
+{
+    if (atomic_exchange (&self->watching, false))
+        pthread_join (self->watchdog, NULL);
+}
+
 //  Reads the endpoint file once the broker has written it.
 static int s_read_endpoint (cask_harness_t *self)
 {
@@ -426,7 +507,6 @@ cask_harness_t *cask_harness_new (void)
     cask_harness_t *self = calloc (1, sizeof *self);
     if (!self)
         return NULL;
-    self->owner = getpid ();
     const char *tmp = getenv ("TMPDIR");
     self->dir = s_strdup_printf ("%s/cask-test-XXXXXX", tmp && *tmp ? tmp : "/tmp");
     if (!self->dir || !mkdtemp (self->dir)) {
@@ -437,11 +517,13 @@ cask_harness_t *cask_harness_new (void)
     }
     self->endpoint_file = s_strdup_printf ("%s/broker.endpoint", self->dir);
     self->ctx = zmq_ctx_new ();
-    s_register (self);
-    if (!self->endpoint_file || !self->ctx || s_start_broker (self)) {
+    if (!self->endpoint_file || !self->ctx || s_monitor_start (self)
+    ||  s_start_broker (self)) {
         cask_harness_print_logs (self);
         cask_harness_destroy (&self);
     }
+    else
+        s_watchdog_start (self);
     return self;
 }
 
@@ -458,28 +540,17 @@ cask_harness_t *cask_harness_start (size_t nworkers, int nthreads)
     return self;
 }
 
-static int s_rm_entry (const char *path, const struct stat *st, int flag,
-                       struct FTW *ftw)
-{
-    (void) st; (void) flag; (void) ftw;
-    remove (path);
-    return 0;
-}
-
 void cask_harness_destroy (cask_harness_t **self_p)
 {
     if (!self_p || !*self_p)
         return;
     cask_harness_t *self = *self_p;
     cask_harness_stop (self);
-    s_unregister (self);
+    s_watchdog_stop (self);
     if (self->ctx)
         zmq_ctx_term (self->ctx);
-    const char *keep = getenv ("CASK_HARNESS_KEEP");
-    if (keep && *keep && strcmp (keep, "0") != 0)
-        fprintf (stderr, "cask_harness: kept %s\n", self->dir);
-    else
-        nftw (self->dir, s_rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    s_remove_dir (self->dir);
+    s_monitor_release (self);
     s_proc_fini (&self->broker);
     for (size_t i = 0; i < self->nworkers; i++)
         s_proc_fini (&self->workers [i]);
@@ -587,7 +658,7 @@ int cask_harness_kill_worker (cask_harness_t *self, size_t index)
     if (!cask_harness_worker_alive (self, index))
         return -1;
     s_proc_t *proc = &self->workers [index];
-    proc->killed = true;
+    atomic_store (&proc->killed, true);
     kill (proc->pid, SIGKILL);
     int status;
     if (waitpid (proc->pid, &status, 0) == proc->pid)
@@ -628,7 +699,7 @@ cJSON *cask_harness_report (cask_harness_t *self, const char *endpoint,
     cask_buf_t body;
     cask_buf_init (&body);
     if (zmq_connect (socket, endpoint) == 0
-    &&  cask_send (socket, NULL, CASK_STATUS, &body, NULL) == 0) {
+    &&  cask_send (socket, NULL, CASK_MSG_STATUS, &body, NULL) == 0) {
         zmq_pollitem_t item = { socket, 0, ZMQ_POLLIN, 0 };
         int64_t deadline = cask_harness_now_ms () + timeout_ms;
         int rc;
@@ -640,7 +711,7 @@ cJSON *cask_harness_report (cask_harness_t *self, const char *endpoint,
         const char *why = NULL;
         if (rc == 1
         &&  cask_message_recv (&msg, socket, false, ZMQ_DONTWAIT, &why) == CASK_RECV_OK
-        &&  msg.command == CASK_REPORT)
+        &&  msg.command == CASK_MSG_REPORT)
             json = cJSON_ParseWithLength (zmq_msg_data (&msg.body),
                                           zmq_msg_size (&msg.body));
         cask_message_close (&msg);
@@ -710,8 +781,9 @@ int64_t cask_harness_json_int (const cJSON *json, const char *path,
 
 int cask_harness_stop (cask_harness_t *self)
 {
-    if (self->stopped)
+    if (atomic_exchange (&self->stopping, true))
         return 0;
+    s_watchdog_stop (self);
     bool clean = true;
     //  Workers first, all at once, so they can say BYE to a live broker.
     for (size_t i = 0; i < self->nworkers; i++)
@@ -720,7 +792,6 @@ int cask_harness_stop (cask_harness_t *self)
     for (size_t i = 0; i < self->nworkers; i++)
         clean &= s_proc_stop (&self->workers [i]);
     clean &= s_proc_stop (&self->broker);
-    self->stopped = true;
     if (!clean) {
         fprintf (stderr, "cask_harness: the cluster in %s did not stop cleanly\n",
                  self->dir);
@@ -733,5 +804,8 @@ void cask_harness_print_logs (cask_harness_t *self)
 {
     fflush (stdout);
     fflush (stderr);
-    s_print_logs (self);
+    if (self->broker.log)
+        s_print_log (self->broker.log, self->broker.label);
+    for (size_t i = 0; i < self->nworkers; i++)
+        s_print_log (self->workers [i].log, self->workers [i].label);
 }

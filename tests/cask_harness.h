@@ -21,12 +21,7 @@
 #include <sys/types.h>
 #include <cjson/cJSON.h>
 #include "cask/cask_client.h"
-//  cask_proto.h names its ERROR command CASK_ERROR, as cask_client.h names
-//  the error status: here the command is CASK_ERROR_COMMAND (as in
-//  libclient).
-#define CASK_ERROR CASK_ERROR_COMMAND
 #include "cask_proto.h"
-#undef CASK_ERROR
 
 #ifdef __cplusplus
 extern "C" {

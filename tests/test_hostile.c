@@ -97,12 +97,12 @@ static void s_expect (void *socket, uint8_t want, cask_message_t *msg,
                        context, cask_command_name (want), why ? why : "?");
         if (msg->command == want)
             return;
-        if (msg->command == CASK_WORKER) {
+        if (msg->command == CASK_MSG_WORKER) {
             cask_message_close (msg);
             continue;
         }
         char text [512] = "";
-        if (msg->command == CASK_ERROR_COMMAND) {
+        if (msg->command == CASK_MSG_ERROR) {
             cask_rd_t rd;
             cask_error_t error;
             cask_rd_init (&rd, zmq_msg_data (&msg->body), zmq_msg_size (&msg->body));
@@ -120,7 +120,7 @@ static void s_expect_error (void *socket, uint16_t code, const char *context,
                             char *text, size_t size)
 {
     cask_message_t msg;
-    s_expect (socket, CASK_ERROR_COMMAND, &msg, context);
+    s_expect (socket, CASK_MSG_ERROR, &msg, context);
     cask_rd_t rd;
     cask_error_t error;
     cask_rd_init (&rd, zmq_msg_data (&msg.body), zmq_msg_size (&msg.body));
@@ -140,7 +140,7 @@ static void s_expect_error (void *socket, uint16_t code, const char *context,
 static void s_expect_report (void *socket, const char *context)
 {
     cask_message_t msg;
-    s_expect (socket, CASK_REPORT, &msg, context);
+    s_expect (socket, CASK_MSG_REPORT, &msg, context);
     cJSON *json = cJSON_ParseWithLength (zmq_msg_data (&msg.body), zmq_msg_size (&msg.body));
     ck_assert_msg (cJSON_IsObject (json), "%s: REPORT is not a JSON object", context);
     cJSON_Delete (json);
@@ -151,7 +151,7 @@ static void s_expect_report (void *socket, const char *context)
 //  messages sent before it caused (the protocol leaves that open).
 static void s_sync (void *socket)
 {
-    s_send_raw (socket, CASK_PROTO_VERSION, CASK_STATUS, NULL, 0);
+    s_send_raw (socket, CASK_PROTO_VERSION, CASK_MSG_STATUS, NULL, 0);
     int64_t deadline = cask_harness_now_ms () + REPLY_TIMEOUT;
     for (;;) {
         zmq_pollitem_t item = { socket, 0, ZMQ_POLLIN, 0 };
@@ -165,7 +165,7 @@ static void s_sync (void *socket)
         ck_assert_msg (rc == CASK_RECV_OK, "a bad message (%s)", why ? why : "?");
         uint8_t command = msg.command;
         cask_message_close (&msg);
-        if (command == CASK_REPORT)
+        if (command == CASK_MSG_REPORT)
             return;
     }
 }
@@ -176,7 +176,7 @@ static uint8_t s_expect_state (void *socket, const char *key, char *text, size_t
 {
     for (;;) {
         cask_message_t msg;
-        s_expect (socket, CASK_STATE, &msg, key);
+        s_expect (socket, CASK_MSG_STATE, &msg, key);
         cask_rd_t rd;
         cask_rd_init (&rd, zmq_msg_data (&msg.body), zmq_msg_size (&msg.body));
         uint32_t count = cask_get_u32 (&rd);
@@ -229,11 +229,11 @@ static uint32_t s_hello (void *socket, uint8_t role, const char *fn_name)
         .endpoint = cask_str (role == CASK_ROLE_WORKER ? "tcp://127.0.0.1:1" : "")
     };
     cask_hello_put (&body, &hello);
-    s_send_buf (socket, CASK_HELLO, &body);
+    s_send_buf (socket, CASK_MSG_HELLO, &body);
     cask_buf_free (&body);
 
     cask_message_t msg;
-    s_expect (socket, CASK_WELCOME, &msg, "HELLO");
+    s_expect (socket, CASK_MSG_WELCOME, &msg, "HELLO");
     cask_rd_t rd;
     cask_rd_init (&rd, zmq_msg_data (&msg.body), zmq_msg_size (&msg.body));
     cask_get_u32 (&rd);
@@ -260,7 +260,7 @@ static void s_submit_raw (void *socket, const char *key, uint32_t fn,
     cask_put_u32 (&body, 1);
     cask_task_put_head (&body, cask_str (key), fn, 0, 0, 0);
     cask_task_put_tail (&body, nframes, (cask_str_t) { (const char *) args, args_size });
-    s_send_buf (socket, CASK_SUBMIT, &body);
+    s_send_buf (socket, CASK_MSG_SUBMIT, &body);
     cask_buf_free (&body);
 }
 
@@ -279,7 +279,7 @@ static void s_submit_value (void *socket, const char *key, uint32_t fn, int64_t 
     if (dep)
         cask_put_str8 (&body, cask_str (dep));
     cask_task_put_tail (&body, 0, (cask_str_t) { (const char *) args.data, args.size });
-    s_send_buf (socket, CASK_SUBMIT, &body);
+    s_send_buf (socket, CASK_MSG_SUBMIT, &body);
     cask_buf_free (&body);
     cask_buf_free (&args);
 }
@@ -309,15 +309,15 @@ START_TEST (test_broker_rejects_bad_framing)
     s_send_frames (socket, (const void *[]) { short_header, "" }, (size_t []) { 2, 0 }, 2);
     s_expect_error (socket, CASK_ERR_MALFORMED, "short header", NULL, 0);
 
-    const uint8_t bad_sig [4] = { CASK_SIG0, CASK_SIG1 + 1, CASK_PROTO_VERSION, CASK_STATUS };
+    const uint8_t bad_sig [4] = { CASK_SIG0, CASK_SIG1 + 1, CASK_PROTO_VERSION, CASK_MSG_STATUS };
     s_send_frames (socket, (const void *[]) { bad_sig, "" }, (size_t []) { 4, 0 }, 2);
     s_expect_error (socket, CASK_ERR_MALFORMED, "wrong signature", NULL, 0);
 
-    const uint8_t header_only [4] = { CASK_SIG0, CASK_SIG1, CASK_PROTO_VERSION, CASK_STATUS };
+    const uint8_t header_only [4] = { CASK_SIG0, CASK_SIG1, CASK_PROTO_VERSION, CASK_MSG_STATUS };
     s_send_frames (socket, (const void *[]) { header_only }, (size_t []) { 4 }, 1);
     s_expect_error (socket, CASK_ERR_MALFORMED, "no body frame", NULL, 0);
 
-    s_send_raw (socket, CASK_PROTO_VERSION + 1, CASK_STATUS, NULL, 0);
+    s_send_raw (socket, CASK_PROTO_VERSION + 1, CASK_MSG_STATUS, NULL, 0);
     s_expect_error (socket, CASK_ERR_VERSION, "newer version", text, sizeof text);
     ck_assert_msg (strstr (text, "version 2"), "version error: \"%s\"", text);
 
@@ -326,16 +326,16 @@ START_TEST (test_broker_rejects_bad_framing)
 
     //  Before HELLO only HELLO and STATUS are allowed.
     const uint8_t empty_batch [4] = { 0, 0, 0, 0 };
-    s_send_raw (socket, CASK_PROTO_VERSION, CASK_SUBMIT, empty_batch, 4);
+    s_send_raw (socket, CASK_PROTO_VERSION, CASK_MSG_SUBMIT, empty_batch, 4);
     s_expect_error (socket, CASK_ERR_COMMAND, "SUBMIT before HELLO", NULL, 0);
-    s_send_raw (socket, CASK_PROTO_VERSION, CASK_DONE, empty_batch, 4);
+    s_send_raw (socket, CASK_PROTO_VERSION, CASK_MSG_DONE, empty_batch, 4);
     s_expect_error (socket, CASK_ERR_COMMAND, "DONE before HELLO", NULL, 0);
-    s_send_raw (socket, CASK_PROTO_VERSION, CASK_STATUS, NULL, 0);
+    s_send_raw (socket, CASK_PROTO_VERSION, CASK_MSG_STATUS, NULL, 0);
     s_expect_report (socket, "STATUS before HELLO");
 
     //  A HELLO that ends early.
     const uint8_t short_hello [3] = { CASK_ROLE_CLIENT, 10, 'x' };
-    s_send_raw (socket, CASK_PROTO_VERSION, CASK_HELLO, short_hello, 3);
+    s_send_raw (socket, CASK_PROTO_VERSION, CASK_MSG_HELLO, short_hello, 3);
     s_expect_error (socket, CASK_ERR_MALFORMED, "truncated HELLO", NULL, 0);
 
     //  More payload frames than any message may have: header, body and
@@ -357,12 +357,12 @@ START_TEST (test_broker_rejects_bad_framing)
     size_t huge = (size_t) CASK_MAX_BODY + 1;
     uint8_t *body = calloc (huge, 1);
     ck_assert_ptr_nonnull (body);
-    s_send_raw (socket, CASK_PROTO_VERSION, CASK_STATUS, body, huge);
+    s_send_raw (socket, CASK_PROTO_VERSION, CASK_MSG_STATUS, body, huge);
     free (body);
     s_expect_error (socket, CASK_ERR_MALFORMED, "body over 64 MiB", NULL, 0);
 
     //  Still answering on the same connection.
-    s_send_raw (socket, CASK_PROTO_VERSION, CASK_STATUS, NULL, 0);
+    s_send_raw (socket, CASK_PROTO_VERSION, CASK_MSG_STATUS, NULL, 0);
     s_expect_report (socket, "peer: STATUS");
     zmq_close (socket);
     s_assert_cluster_works ();
@@ -384,17 +384,17 @@ START_TEST (test_broker_rejects_bad_submits)
 
     //  Truncated inside the first key: nothing to blame but the message.
     const uint8_t cut_key [] = { 1, 0, 0, 0, 20, 'h', 'o', 's', 't' };
-    s_send_raw (socket, CASK_PROTO_VERSION, CASK_SUBMIT, cut_key, sizeof cut_key);
+    s_send_raw (socket, CASK_PROTO_VERSION, CASK_MSG_SUBMIT, cut_key, sizeof cut_key);
     s_expect_error (socket, CASK_ERR_MALFORMED, "SUBMIT cut inside a key", NULL, 0);
 
     //  A count far beyond the bytes.
     const uint8_t huge_count [] = { 0xFF, 0xFF, 0xFF, 0xFF, 5, 'k' };
-    s_send_raw (socket, CASK_PROTO_VERSION, CASK_SUBMIT, huge_count, sizeof huge_count);
+    s_send_raw (socket, CASK_PROTO_VERSION, CASK_MSG_SUBMIT, huge_count, sizeof huge_count);
     s_expect_error (socket, CASK_ERR_MALFORMED, "SUBMIT with a huge count", NULL, 0);
 
     //  Truncated after the key: that task errs.
     const uint8_t cut_record [] = { 1, 0, 0, 0, 9, 'h', 'o', 's', 't', 'i', 'l', 'e', '-', 'c', 0, 0 };
-    s_send_raw (socket, CASK_PROTO_VERSION, CASK_SUBMIT, cut_record, sizeof cut_record);
+    s_send_raw (socket, CASK_PROTO_VERSION, CASK_MSG_SUBMIT, cut_record, sizeof cut_record);
     s_expect_erred (socket, "hostile-c", "record cut after the key");
 
     //  Lying counts and bad references inside the arguments.
@@ -446,7 +446,7 @@ START_TEST (test_broker_rejects_bad_submits)
         }
         cask_message_init (&payload);
         ck_assert_int_eq (cask_message_add_frame (&payload, "not an elf", 10), 0);
-        ck_assert_int_eq (cask_send (socket, NULL, CASK_REGISTER, &body, &payload), 0);
+        ck_assert_int_eq (cask_send (socket, NULL, CASK_MSG_REGISTER, &body, &payload), 0);
         cask_message_close (&payload);
         cask_buf_reset (&body);
         s_expect_error (socket, CASK_ERR_LIBRARY, nfuncs ? "REGISTER with a wrong hash"
@@ -456,12 +456,12 @@ START_TEST (test_broker_rejects_bad_submits)
 
     //  RELEASE of keys nobody has is harmless; STATUS still answers.
     const uint8_t release [] = { 2, 0, 0, 0, 3, 'a', 'b', 'c', 0 };
-    s_send_raw (socket, CASK_PROTO_VERSION, CASK_RELEASE, release, sizeof release);
+    s_send_raw (socket, CASK_PROTO_VERSION, CASK_MSG_RELEASE, release, sizeof release);
     s_sync (socket);
 
     //  After BYE, the peer is a stranger again.
-    s_send_raw (socket, CASK_PROTO_VERSION, CASK_BYE, NULL, 0);
-    s_send_raw (socket, CASK_PROTO_VERSION, CASK_SUBMIT, (const uint8_t []) { 0, 0, 0, 0 }, 4);
+    s_send_raw (socket, CASK_PROTO_VERSION, CASK_MSG_BYE, NULL, 0);
+    s_send_raw (socket, CASK_PROTO_VERSION, CASK_MSG_SUBMIT, (const uint8_t []) { 0, 0, 0, 0 }, 4);
     s_expect_error (socket, CASK_ERR_COMMAND, "SUBMIT after BYE", NULL, 0);
     zmq_close (socket);
     cask_client_destroy (&client);
@@ -479,25 +479,25 @@ START_TEST (test_broker_survives_fake_worker)
     cask_done_t done = { cask_str ("never-sent"), 1, CASK_INT64, 8, 10, cask_str ("") };
     cask_put_u32 (&body, 1);
     cask_done_put (&body, &done);
-    s_send_buf (socket, CASK_DONE, &body);
+    s_send_buf (socket, CASK_MSG_DONE, &body);
     done.ok = 0;
     done.message = cask_str ("made up");
     cask_put_u32 (&body, 1);
     cask_done_put (&body, &done);
-    s_send_buf (socket, CASK_DONE, &body);
+    s_send_buf (socket, CASK_MSG_DONE, &body);
     cask_error_t libfail = { CASK_ERR_LIBRARY, cask_str ("feedface"), cask_str ("cannot") };
     cask_error_put (&body, &libfail);
-    s_send_buf (socket, CASK_LIBFAIL, &body);
+    s_send_buf (socket, CASK_MSG_LIBFAIL, &body);
     cask_buf_free (&body);
     s_sync (socket);
     const uint8_t cut_done [] = { 3, 0, 0, 0, 4, 'k', 'e' };
-    s_send_raw (socket, CASK_PROTO_VERSION, CASK_DONE, cut_done, sizeof cut_done);
+    s_send_raw (socket, CASK_PROTO_VERSION, CASK_MSG_DONE, cut_done, sizeof cut_done);
     s_expect_error (socket, CASK_ERR_MALFORMED, "truncated DONE", NULL, 0);
     //  A client command from a worker.
-    s_send_raw (socket, CASK_PROTO_VERSION, CASK_SUBMIT, (const uint8_t []) { 0, 0, 0, 0 }, 4);
+    s_send_raw (socket, CASK_PROTO_VERSION, CASK_MSG_SUBMIT, (const uint8_t []) { 0, 0, 0, 0 }, 4);
     s_expect_error (socket, CASK_ERR_COMMAND, "SUBMIT from a worker", NULL, 0);
     //  It leaves before the normal client comes, so no task waits on it.
-    s_send_raw (socket, CASK_PROTO_VERSION, CASK_BYE, NULL, 0);
+    s_send_raw (socket, CASK_PROTO_VERSION, CASK_MSG_BYE, NULL, 0);
     zmq_close (socket);
 
     int64_t deadline = cask_harness_now_ms () + REPLY_TIMEOUT;
@@ -521,7 +521,7 @@ END_TEST
 static bool s_expect_data (void *socket, const char *key, int64_t *x)
 {
     cask_message_t msg;
-    s_expect (socket, CASK_DATA, &msg, key);
+    s_expect (socket, CASK_MSG_DATA, &msg, key);
     cask_rd_t rd;
     cask_rd_init (&rd, zmq_msg_data (&msg.body), zmq_msg_size (&msg.body));
     ck_assert_uint_eq (cask_get_u32 (&rd), 1);
@@ -547,7 +547,7 @@ static void s_send_get (void *socket, const char *key)
     cask_buf_init (&body);
     cask_put_u32 (&body, 1);
     cask_put_str8 (&body, cask_str (key));
-    s_send_buf (socket, CASK_GET, &body);
+    s_send_buf (socket, CASK_MSG_GET, &body);
     cask_buf_free (&body);
 }
 
@@ -569,25 +569,25 @@ START_TEST (test_worker_peer_socket)
     s_send_frames (socket, (const void *[]) { short_header, "" }, (size_t []) { 3, 0 }, 2);
     s_expect_error (socket, CASK_ERR_MALFORMED, "peer: short header", NULL, 0);
 
-    s_send_raw (socket, 9, CASK_GET, NULL, 0);
+    s_send_raw (socket, 9, CASK_MSG_GET, NULL, 0);
     s_expect_error (socket, CASK_ERR_VERSION, "peer: other version", NULL, 0);
 
     s_send_raw (socket, CASK_PROTO_VERSION, 0x7E, NULL, 0);
     s_expect_error (socket, CASK_ERR_COMMAND, "peer: unknown command", NULL, 0);
 
-    s_send_raw (socket, CASK_PROTO_VERSION, CASK_SUBMIT, (const uint8_t []) { 0, 0, 0, 0 }, 4);
+    s_send_raw (socket, CASK_PROTO_VERSION, CASK_MSG_SUBMIT, (const uint8_t []) { 0, 0, 0, 0 }, 4);
     s_expect_error (socket, CASK_ERR_COMMAND, "peer: SUBMIT", NULL, 0);
 
     const uint8_t cut_get [] = { 2, 0, 0, 0, 3, 'a', 'b', 'c' };
-    s_send_raw (socket, CASK_PROTO_VERSION, CASK_GET, cut_get, sizeof cut_get);
+    s_send_raw (socket, CASK_PROTO_VERSION, CASK_MSG_GET, cut_get, sizeof cut_get);
     s_expect_error (socket, CASK_ERR_MALFORMED, "peer: GET with fewer keys than counted", NULL, 0);
 
     const uint8_t huge_get [] = { 0xFF, 0xFF, 0xFF, 0xFF };
-    s_send_raw (socket, CASK_PROTO_VERSION, CASK_GET, huge_get, sizeof huge_get);
+    s_send_raw (socket, CASK_PROTO_VERSION, CASK_MSG_GET, huge_get, sizeof huge_get);
     s_expect_error (socket, CASK_ERR_MALFORMED, "peer: GET with a huge count", NULL, 0);
 
     const uint8_t trailing_get [] = { 1, 0, 0, 0, 1, 'k', 0xEE };
-    s_send_raw (socket, CASK_PROTO_VERSION, CASK_GET, trailing_get, sizeof trailing_get);
+    s_send_raw (socket, CASK_PROTO_VERSION, CASK_MSG_GET, trailing_get, sizeof trailing_get);
     s_expect_error (socket, CASK_ERR_MALFORMED, "peer: GET with trailing bytes", NULL, 0);
 
     s_send_get (socket, "no-such-key");
@@ -600,7 +600,7 @@ START_TEST (test_worker_peer_socket)
                    "the worker does not have %s", cask_future_key (future));
     ck_assert_int_eq (value, 100);
 
-    s_send_raw (socket, CASK_PROTO_VERSION, CASK_STATUS, NULL, 0);
+    s_send_raw (socket, CASK_PROTO_VERSION, CASK_MSG_STATUS, NULL, 0);
     s_expect_report (socket, "peer: STATUS");
     zmq_close (socket);
 

@@ -147,12 +147,12 @@ END_TEST
 
 START_TEST (test_command_names)
 {
-    ck_assert_str_eq (cask_command_name (CASK_HELLO), "HELLO");
-    ck_assert_str_eq (cask_command_name (CASK_SUBMIT), "SUBMIT");
-    ck_assert_str_eq (cask_command_name (CASK_TASK), "TASK");
-    ck_assert_str_eq (cask_command_name (CASK_DONE), "DONE");
-    ck_assert_str_eq (cask_command_name (CASK_DATA), "DATA");
-    ck_assert_str_eq (cask_command_name (CASK_ERROR), "ERROR");
+    ck_assert_str_eq (cask_command_name (CASK_MSG_HELLO), "HELLO");
+    ck_assert_str_eq (cask_command_name (CASK_MSG_SUBMIT), "SUBMIT");
+    ck_assert_str_eq (cask_command_name (CASK_MSG_TASK), "TASK");
+    ck_assert_str_eq (cask_command_name (CASK_MSG_DONE), "DONE");
+    ck_assert_str_eq (cask_command_name (CASK_MSG_DATA), "DATA");
+    ck_assert_str_eq (cask_command_name (CASK_MSG_ERROR), "ERROR");
     ck_assert_str_eq (cask_command_name (0x7E), "unknown");
 }
 END_TEST
@@ -936,10 +936,10 @@ s_assert_in_sync (s_pair_t *pair, cask_message_t *msg)
     cask_buf_t body;
     cask_buf_init (&body);
     cask_put_u32 (&body, 0xC0FFEE);
-    ck_assert_int_eq (cask_send (pair->dealer, NULL, CASK_STATUS, &body, NULL), 0);
+    ck_assert_int_eq (cask_send (pair->dealer, NULL, CASK_MSG_STATUS, &body, NULL), 0);
     const char *why = NULL;
     ck_assert_int_eq (cask_message_recv (msg, pair->router, true, 0, &why), CASK_RECV_OK);
-    ck_assert_uint_eq (msg->command, CASK_STATUS);
+    ck_assert_uint_eq (msg->command, CASK_MSG_STATUS);
     ck_assert_uint_eq (zmq_msg_size (&msg->body), 4);
     ck_assert_uint_eq (msg->nframes, 0);
     cask_buf_free (&body);
@@ -957,7 +957,7 @@ s_round_trip_over (const char *transport)
     cask_hello_t hello = { CASK_ROLE_CLIENT, cask_str ("me"), 0, 0, cask_str ("") };
     cask_hello_put (&body, &hello);
     ck_assert_int_eq (cask_message_add_frame (&out, "payload", 7), 0);
-    ck_assert_int_eq (cask_send (pair.dealer, NULL, CASK_HELLO, &body, &out), 0);
+    ck_assert_int_eq (cask_send (pair.dealer, NULL, CASK_MSG_HELLO, &body, &out), 0);
     ck_assert_uint_eq (out.nframes, 0);
 
     cask_message_t in;
@@ -966,7 +966,7 @@ s_round_trip_over (const char *transport)
     ck_assert_int_eq (cask_message_recv (&in, pair.router, true, 0, &why), CASK_RECV_OK);
     ck_assert (in.routed);
     ck_assert_uint_eq (in.version, CASK_PROTO_VERSION);
-    ck_assert_uint_eq (in.command, CASK_HELLO);
+    ck_assert_uint_eq (in.command, CASK_MSG_HELLO);
     ck_assert_uint_eq (in.nframes, 1);
     ck_assert_mem_eq (zmq_msg_data (&in.frames [0]), "payload", 7);
     cask_rd_t rd;
@@ -981,18 +981,18 @@ s_round_trip_over (const char *transport)
     cask_put_u32 (&body, 42);
     cask_put_u32 (&body, 0);
     cask_put_u32 (&body, 0);
-    ck_assert_int_eq (cask_send (pair.router, &in.routing, CASK_WELCOME, &body, NULL), 0);
+    ck_assert_int_eq (cask_send (pair.router, &in.routing, CASK_MSG_WELCOME, &body, NULL), 0);
     cask_message_t reply;
     cask_message_init (&reply);
     ck_assert_int_eq (cask_message_recv (&reply, pair.dealer, false, 0, &why), CASK_RECV_OK);
     ck_assert (!reply.routed);
-    ck_assert_uint_eq (reply.command, CASK_WELCOME);
+    ck_assert_uint_eq (reply.command, CASK_MSG_WELCOME);
     ck_assert_uint_eq (zmq_msg_size (&reply.body), 12);
 
     //  An empty body (NULL buffer) is fine
-    ck_assert_int_eq (cask_send (pair.dealer, NULL, CASK_BYE, NULL, NULL), 0);
+    ck_assert_int_eq (cask_send (pair.dealer, NULL, CASK_MSG_BYE, NULL, NULL), 0);
     ck_assert_int_eq (cask_message_recv (&in, pair.router, true, 0, &why), CASK_RECV_OK);
-    ck_assert_uint_eq (in.command, CASK_BYE);
+    ck_assert_uint_eq (in.command, CASK_MSG_BYE);
     ck_assert_uint_eq (zmq_msg_size (&in.body), 0);
 
     cask_message_close (&in);
@@ -1043,7 +1043,7 @@ START_TEST (test_send_recv_big_bytes)
     cask_message_init (&out);
     cask_put_u32 (&body, 1);
     s_put_task (&body, &out, "big", 1, NULL, 0, false, args);
-    ck_assert_int_eq (cask_send (pair.dealer, NULL, CASK_SUBMIT, &body, &out), 0);
+    ck_assert_int_eq (cask_send (pair.dealer, NULL, CASK_MSG_SUBMIT, &body, &out), 0);
     ck_assert_int_eq (s_big_freed, 0);
 
     cask_message_t in;
@@ -1097,7 +1097,7 @@ START_TEST (test_recv_bad_messages)
     cask_message_t reply;
     cask_message_init (&reply);
     ck_assert_int_eq (cask_message_recv (&reply, pair.dealer, false, 0, NULL), CASK_RECV_OK);
-    ck_assert_uint_eq (reply.command, CASK_ERROR);
+    ck_assert_uint_eq (reply.command, CASK_MSG_ERROR);
     cask_rd_t rd;
     cask_rd_init (&rd, zmq_msg_data (&reply.body), zmq_msg_size (&reply.body));
     cask_error_t error;
@@ -1138,7 +1138,7 @@ START_TEST (test_recv_bad_messages)
     ck_assert_int_ge (zmq_msg_send (&id, pair.router, ZMQ_SNDMORE), 0);
     s_send_raw (pair.router, 4, dealer_side, dealer_sizes);
     ck_assert_int_eq (cask_message_recv (&msg, pair.dealer, false, 0, &why), CASK_RECV_OK);
-    ck_assert_uint_eq (msg.command, CASK_WELCOME);
+    ck_assert_uint_eq (msg.command, CASK_MSG_WELCOME);
     ck_assert_uint_eq (msg.nframes, 2);
     ck_assert_mem_eq (zmq_msg_data (&msg.frames [1]), "p2", 2);
 
@@ -1163,7 +1163,7 @@ START_TEST (test_recv_newer_version)
     s_send_raw (pair.dealer, 3, newer, newer_sizes);
     ck_assert_int_eq (cask_message_recv (&msg, pair.router, true, 0, &why), CASK_RECV_OK);
     ck_assert_uint_eq (msg.version, 2);
-    ck_assert_uint_eq (msg.command, CASK_SUBMIT);
+    ck_assert_uint_eq (msg.command, CASK_MSG_SUBMIT);
     ck_assert (msg.routed);
     ck_assert_uint_eq (msg.nframes, 0);
     ck_assert_uint_eq (zmq_msg_size (&msg.body), 0);
@@ -1172,7 +1172,7 @@ START_TEST (test_recv_newer_version)
     cask_message_t reply;
     cask_message_init (&reply);
     ck_assert_int_eq (cask_message_recv (&reply, pair.dealer, false, 0, NULL), CASK_RECV_OK);
-    ck_assert_uint_eq (reply.command, CASK_ERROR);
+    ck_assert_uint_eq (reply.command, CASK_MSG_ERROR);
     cask_message_close (&reply);
     s_assert_in_sync (&pair, &msg);
 
@@ -1233,7 +1233,7 @@ START_TEST (test_recv_limits)
     cask_buf_init (&buf);
     cask_put_raw (&buf, body, huge);
     errno = 0;
-    ck_assert_int_eq (cask_send (pair.dealer, NULL, CASK_SUBMIT, &buf, NULL), -1);
+    ck_assert_int_eq (cask_send (pair.dealer, NULL, CASK_MSG_SUBMIT, &buf, NULL), -1);
     ck_assert_int_eq (errno, EMSGSIZE);
     cask_buf_free (&buf);
     free (body);
@@ -1259,7 +1259,7 @@ START_TEST (test_send_failures)
     cask_value_destroy (&big);
     ck_assert_int_eq (s_big_freed, 0);
     errno = 0;
-    ck_assert_int_eq (cask_send (pair.dealer, NULL, CASK_SUBMIT, &body, &out), -1);
+    ck_assert_int_eq (cask_send (pair.dealer, NULL, CASK_MSG_SUBMIT, &body, &out), -1);
     ck_assert_int_eq (errno, ENOMEM);
     ck_assert_uint_eq (out.nframes, 0);
     ck_assert_int_eq (s_big_freed, 1);
@@ -1276,7 +1276,7 @@ START_TEST (test_send_failures)
     zmq_msg_init_size (&nobody, 5);
     memcpy (zmq_msg_data (&nobody), "\x00nope", 5);
     ck_assert_int_eq (cask_message_add_frame (&out, "x", 1), 0);
-    ck_assert_int_eq (cask_send (pair.router, &nobody, CASK_TASK, NULL, &out), -1);
+    ck_assert_int_eq (cask_send (pair.router, &nobody, CASK_MSG_TASK, NULL, &out), -1);
     ck_assert_int_eq (errno, EHOSTUNREACH);
     ck_assert_uint_eq (out.nframes, 0);
     zmq_msg_close (&nobody);

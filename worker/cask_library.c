@@ -192,7 +192,7 @@ s_open_object (s_library_t *library, const char *path, const cask_func_t *funcs,
     }
     const int *abi = (const int *) dlsym (library->handle, "cask_abi_version");
     if (!abi)
-        return "it has no cask_abi_version (not made with CASK_LIBRARY)";
+        return "it has no cask_abi_version (not made with CASK_MSG_LIBRARY)";
     if (*abi != CASK_ABI_VERSION) {
         snprintf (reason, reason_size, "it is built for task ABI %d, this worker runs %d",
                   *abi, CASK_ABI_VERSION);
@@ -200,7 +200,7 @@ s_open_object (s_library_t *library, const char *path, const cask_func_t *funcs,
     }
     library->exports = (const cask_export_t *) dlsym (library->handle, "cask_exports");
     if (!library->exports)
-        return "it has no cask_exports table (not made with CASK_LIBRARY)";
+        return "it has no cask_exports table (not made with CASK_MSG_LIBRARY)";
     return s_check_listed (library->exports, funcs, nfuncs, reason, reason_size);
 }
 

@@ -143,7 +143,7 @@ static void
 s_reply_send (s_reply_t *reply, void *router, cask_message_t *request)
 {
     cask_buf_patch_u32 (&reply->body, 0, reply->count);
-    cask_send (router, &request->routing, CASK_DATA, &reply->body, &reply->msg);
+    cask_send (router, &request->routing, CASK_MSG_DATA, &reply->body, &reply->msg);
 }
 
 //  Adds a found record for key. A value too large for one message is

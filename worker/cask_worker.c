@@ -235,8 +235,10 @@ s_job_reserve_deps (s_job_t *job, uint32_t ndeps)
             return -1;
         job->capdeps = ndeps;
     }
-    memset (job->refs, 0, ndeps * sizeof (cask_value_t *));
-    memset (job->fetching, 0, ndeps * sizeof (s_fetch_t *));
+    if (ndeps) {                //  memset on the NULL of a job never given deps is UB
+        memset (job->refs, 0, ndeps * sizeof (cask_value_t *));
+        memset (job->fetching, 0, ndeps * sizeof (s_fetch_t *));
+    }
     job->ndeps = ndeps;
     return 0;
 }
@@ -250,7 +252,7 @@ s_done_send (cask_worker_t *self)
     if (self->ndone == 0)
         return;
     cask_buf_patch_u32 (&self->done, 0, self->ndone);
-    if (cask_send (self->broker, NULL, CASK_DONE, &self->done, NULL))
+    if (cask_send (self->broker, NULL, CASK_MSG_DONE, &self->done, NULL))
         s_log (self, 'E', "cannot send DONE for %u tasks: %s", self->ndone,
                zmq_strerror (errno));
     self->ndone = 0;
@@ -586,7 +588,7 @@ s_peer_send_get (cask_worker_t *self, s_peer_t *peer)
     if (peer->count == 0)
         return;
     cask_buf_patch_u32 (&peer->get, 0, peer->count);
-    if (cask_send (peer->socket, NULL, CASK_GET, &peer->get, NULL))
+    if (cask_send (peer->socket, NULL, CASK_MSG_GET, &peer->get, NULL))
         s_log (self, 'E', "cannot send GET to %s: %s", peer->endpoint, zmq_strerror (errno));
     peer->count = 0;
 }
@@ -715,7 +717,7 @@ s_peers_expire (cask_worker_t *self)
     int64_t timeout = (int64_t) self->config.fetch_timeout_ms * 1000;
     for (size_t index = 0; index < self->npeers; index++) {
         s_peer_t *peer = self->peers [index];
-        if (!peer->dead && peer->waiting && now - peer->progress_at > timeout) {
+        if (peer->waiting && now - peer->progress_at > timeout) {
             char reason [64];
             snprintf (reason, sizeof reason, "no answer in %d ms", self->config.fetch_timeout_ms);
             s_peer_fail (self, peer, reason);
@@ -779,13 +781,13 @@ s_on_peer_message (cask_worker_t *self, s_peer_t *peer, cask_message_t *msg)
         s_peer_fail (self, peer, "it speaks another protocol version");
         return;
     }
-    if (msg->command == CASK_DATA) {
+    if (msg->command == CASK_MSG_DATA) {
         const char *why = s_on_data (self, msg);
         if (why)
             s_peer_fail (self, peer, why);
     }
     else
-    if (msg->command == CASK_ERROR) {
+    if (msg->command == CASK_MSG_ERROR) {
         cask_rd_t rd;
         cask_error_t rec;
         char reason [300];
@@ -838,7 +840,7 @@ s_send_libfail (cask_worker_t *self, cask_str_t hash, const char *message)
     cask_error_t rec = { CASK_ERR_LIBRARY, hash, cask_str (message) };
     cask_buf_reset (&self->scratch);
     cask_error_put (&self->scratch, &rec);
-    if (cask_send (self->broker, NULL, CASK_LIBFAIL, &self->scratch, NULL))
+    if (cask_send (self->broker, NULL, CASK_MSG_LIBFAIL, &self->scratch, NULL))
         s_log (self, 'E', "cannot send LIBFAIL: %s", zmq_strerror (errno));
 }
 
@@ -994,11 +996,11 @@ s_on_broker_message (cask_worker_t *self, cask_message_t *msg)
         return;
     }
     switch (msg->command) {
-        case CASK_WELCOME: s_on_welcome (self, msg); break;
-        case CASK_LIBRARY: s_on_library (self, msg); break;
-        case CASK_TASK: s_on_tasks (self, msg); break;
-        case CASK_FREE: s_on_free (self, msg); break;
-        case CASK_ERROR: s_on_broker_error (self, msg); break;
+        case CASK_MSG_WELCOME: s_on_welcome (self, msg); break;
+        case CASK_MSG_LIBRARY: s_on_library (self, msg); break;
+        case CASK_MSG_TASK: s_on_tasks (self, msg); break;
+        case CASK_MSG_FREE: s_on_free (self, msg); break;
+        case CASK_MSG_ERROR: s_on_broker_error (self, msg); break;
         default:
             s_log (self, 'W', "ignoring %s (0x%02x) from the broker",
                    cask_command_name (msg->command), msg->command);
@@ -1055,7 +1057,7 @@ s_send_report (cask_worker_t *self, cask_message_t *request)
     cask_buf_reset (&self->scratch);
     cask_put_raw (&self->scratch, text, strlen (text));
     free (text);
-    cask_send (self->router, &request->routing, CASK_REPORT, &self->scratch, NULL);
+    cask_send (self->router, &request->routing, CASK_MSG_REPORT, &self->scratch, NULL);
 }
 
 static void
@@ -1069,12 +1071,12 @@ s_on_peer_request (cask_worker_t *self, cask_message_t *msg)
         return;
     }
     const char *why;
-    if (msg->command == CASK_GET) {
+    if (msg->command == CASK_MSG_GET) {
         if (cask_store_serve (self->store, self->router, msg, &why))
             cask_send_error (self->router, msg, CASK_ERR_MALFORMED, why);
     }
     else
-    if (msg->command == CASK_STATUS)
+    if (msg->command == CASK_MSG_STATUS)
         s_send_report (self, msg);
     else {
         char text [80];
@@ -1288,21 +1290,26 @@ s_connect_broker (cask_worker_t *self)
     self->broker = zmq_socket (self->ctx, ZMQ_DEALER);
     if (!self->broker)
         return -1;
+    //  No send may block the loop: queues are unbounded, and a send with
+    //  nowhere to go gives up after the linger time
     int zero = 0;
     int linger = S_BYE_LINGER_MS;
     zmq_setsockopt (self->broker, ZMQ_LINGER, &linger, sizeof linger);
+    zmq_setsockopt (self->broker, ZMQ_SNDTIMEO, &linger, sizeof linger);
     zmq_setsockopt (self->broker, ZMQ_SNDHWM, &zero, sizeof zero);
     zmq_setsockopt (self->broker, ZMQ_RCVHWM, &zero, sizeof zero);
     if (zmq_connect (self->broker, self->broker_endpoint)) {
         s_log (self, 'E', "cannot connect to the broker at %s: %s", self->broker_endpoint,
                zmq_strerror (errno));
+        zmq_close (self->broker);
+        self->broker = NULL;
         return -1;
     }
     cask_hello_t hello = { CASK_ROLE_WORKER, cask_str (self->name), self->config.nthreads,
                            self->config.memory_limit, cask_str (self->endpoint) };
     cask_buf_reset (&self->scratch);
     cask_hello_put (&self->scratch, &hello);
-    return cask_send (self->broker, NULL, CASK_HELLO, &self->scratch, NULL);
+    return cask_send (self->broker, NULL, CASK_MSG_HELLO, &self->scratch, NULL);
 }
 
 static int
@@ -1416,7 +1423,7 @@ cask_worker_destroy (cask_worker_t **self_p)
         return;
     cask_worker_t *self = *self_p;
     *self_p = NULL;
-    if (self->broker && cask_send (self->broker, NULL, CASK_BYE, NULL, NULL) == 0)
+    if (self->broker && cask_send (self->broker, NULL, CASK_MSG_BYE, NULL, NULL) == 0)
         s_log (self, 'I', "said BYE to the broker");
     if (self->pool_ready && !s_pool_stop (self))
         return;         //  a task still runs: leave it all to the process exit

@@ -109,9 +109,12 @@ cask_status_t cask_future_status (cask_future_t *self);
 const cask_value_t *cask_future_result (cask_future_t *self, int timeout_ms);
 //  cask_future_result for an int64 result. Returns 0 or -1.
 int cask_future_int64 (cask_future_t *self, int timeout_ms, int64_t *out);
-//  Why the future is not finished ("" while pending or finished).
+//  Why the future erred or was cancelled, or why the last result call on it
+//  failed (a timeout, a failed fetch); "" otherwise. Borrowed.
 const char *cask_future_error (cask_future_t *self);
-//  Writes "<Future: status=finished, type=int64, key=inc-3fe2...>".
+//  Writes a Dask-style repr, "<Future: finished, type: int64, key: inc-3fe2...>"
+//  or "<Future: pending, key: ...>", into buf (truncated to size); returns
+//  the length it wanted, like snprintf.
 int cask_future_print (cask_future_t *self, char *buf, size_t size);
 
 #ifdef __cplusplus

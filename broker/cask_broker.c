@@ -18,9 +18,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <time.h>
 #include "cask_broker.h"
 #include "cask_graph.h"
+#include "cask_log.h"
 #include "cask_proto.h"
 
 //  How long a wait may last before the stop flag is looked at again.
@@ -35,8 +35,7 @@
 
 //  Records of one command bound for one peer, sent as one message.
 typedef struct {
-    cask_buf_t body;            //  u32 count, then the records
-    uint32_t count;
+    cask_batch_t records;
     cask_message_t frames;      //  payload frames of the records
 } s_batch_t;
 
@@ -74,7 +73,7 @@ struct _cask_broker_t {
     void *context;
     void *socket;
     char endpoint [256];
-    bool verbose;
+    cask_log_t *log;
     cask_graph_t *graph;
     zhashx_t *peers;            //  by hex routing id, owns the peers
     zhashx_t *clients;          //  by id
@@ -91,26 +90,6 @@ struct _cask_broker_t {
     cask_buf_t out;             //  body of the message being sent at once
 };
 
-//  ---------------------------------------------------------------------
-//  Logging
-
-static void
-s_log (char level, const char *format, ...)
-{
-    char when [32];
-    struct timespec now;
-    clock_gettime (CLOCK_REALTIME, &now);
-    strftime (when, sizeof when, "%Y-%m-%d %H:%M:%S", localtime (&now.tv_sec));
-    fprintf (stderr, "%c: %s.%03ld cask-broker: ", level, when, now.tv_nsec / 1000000);
-    va_list args;
-    va_start (args, format);
-    vfprintf (stderr, format, args);
-    va_end (args);
-    fputc ('\n', stderr);
-}
-
-#define s_debug(self, ...) do { if ((self)->verbose) s_log ('D', __VA_ARGS__); } while (0)
-
 static const char *
 s_role_name (uint8_t role)
 {
@@ -123,15 +102,14 @@ s_role_name (uint8_t role)
 static void
 s_batch_init (s_batch_t *self)
 {
-    cask_buf_init (&self->body);
-    self->count = 0;
+    cask_batch_init (&self->records);
     cask_message_init (&self->frames);
 }
 
 static void
 s_batch_free (s_batch_t *self)
 {
-    cask_buf_free (&self->body);
+    cask_batch_free (&self->records);
     cask_message_close (&self->frames);
 }
 
@@ -227,27 +205,34 @@ s_peer_remove (cask_broker_t *self, s_peer_t *peer)
     zhashx_delete (self->peers, key);       //  destroys the peer
 }
 
+//  Logs how sending command to peer went: rc is what the send returned.
+static void
+s_log_send (cask_broker_t *self, s_peer_t *peer, uint8_t command, int rc)
+{
+    if (rc)
+        cask_log_print (self->log, CASK_LOG_WARNING, "could not send %s to %s %u: %s",
+                        cask_command_name (command), s_role_name (peer->role), peer->id,
+                        zmq_strerror (errno));
+    else
+        cask_log_print (self->log, CASK_LOG_DEBUG, "sent %s to %s %u", cask_command_name (command),
+                        s_role_name (peer->role), peer->id);
+}
+
 static void
 s_send (cask_broker_t *self, s_peer_t *peer, uint8_t command, cask_buf_t *body,
         cask_message_t *frames)
 {
-    if (cask_send (self->socket, &peer->routing, command, body, frames))
-        s_log ('W', "could not send %s to %s %u: %s", cask_command_name (command),
-               s_role_name (peer->role), peer->id, zmq_strerror (errno));
-    else
-        s_debug (self, "sent %s to %s %u", cask_command_name (command),
-                 s_role_name (peer->role), peer->id);
+    s_log_send (self, peer, command,
+                cask_send (self->socket, &peer->routing, command, body, frames));
 }
 
 static void
 s_batch_send (cask_broker_t *self, s_peer_t *peer, s_batch_t *batch, uint8_t command)
 {
-    if (batch->count == 0)
-        return;
-    cask_buf_patch_u32 (&batch->body, 0, batch->count);
-    s_send (self, peer, command, &batch->body, &batch->frames);
-    batch->count = 0;
-    cask_buf_reset (&batch->body);
+    if (batch->records.count)
+        s_log_send (self, peer, command,
+                    cask_batch_send (&batch->records, self->socket, &peer->routing, command,
+                                     &batch->frames));
 }
 
 static void
@@ -268,13 +253,13 @@ s_flush (cask_broker_t *self)
     self->ndirty = 0;
 }
 
-//  Makes room in batch for a record with nframes frames and opens it if
-//  empty. Returns 0, or -1 when out of memory.
-static int
-s_batch_open (cask_broker_t *self, s_peer_t *peer, s_batch_t *batch, uint32_t nframes)
+//  Makes room in batch for one more record with nframes frames. Returns the
+//  body to write the record to, or NULL when out of memory.
+static cask_buf_t *
+s_batch_add (cask_broker_t *self, s_peer_t *peer, s_batch_t *batch, uint32_t nframes)
 {
-    if (batch->count > 0
-    && (batch->body.size > S_BATCH_BYTES
+    if (batch->records.count > 0
+    && (batch->records.body.size > S_BATCH_BYTES
     ||  batch->frames.nframes + nframes > CASK_MAX_FRAMES))
         s_peer_flush (self, peer);
     if (!peer->dirty) {
@@ -282,16 +267,14 @@ s_batch_open (cask_broker_t *self, s_peer_t *peer, s_batch_t *batch, uint32_t nf
             size_t cap = self->capdirty ? self->capdirty * 2 : 16;
             s_peer_t **dirty = (s_peer_t **) realloc (self->dirty, cap * sizeof (s_peer_t *));
             if (!dirty)
-                return -1;
+                return NULL;
             self->dirty = dirty;
             self->capdirty = cap;
         }
         self->dirty [self->ndirty++] = peer;
         peer->dirty = true;
     }
-    if (batch->count == 0)
-        cask_put_u32 (&batch->body, 0);
-    return 0;
+    return cask_batch_add (&batch->records);
 }
 
 //  ---------------------------------------------------------------------
@@ -304,26 +287,26 @@ s_sink_dispatch (void *arg, uint32_t worker, const cask_gtask_t *task)
     s_peer_t *peer = s_peer_by_id (self->workers, worker);
     cask_task_t rec;
     cask_gtask_record (task, &rec);
-    if (!peer || s_batch_open (self, peer, &peer->tasks, rec.nframes)) {
-        s_log ('E', "cannot dispatch %.*s to worker %u", (int) rec.key.len, rec.key.ptr, worker);
+    cask_buf_t *body = peer ? s_batch_add (self, peer, &peer->tasks, rec.nframes) : NULL;
+    if (!body) {
+        cask_log_print (self->log, CASK_LOG_ERROR, "cannot dispatch %.*s to worker %u",
+                        (int) rec.key.len, rec.key.ptr, worker);
         return;
     }
-    s_batch_t *batch = &peer->tasks;
-    cask_task_put_head (&batch->body, rec.key, rec.fn, rec.flags, rec.priority, rec.ndeps);
+    cask_task_put_head (body, rec.key, rec.fn, rec.flags, rec.priority, rec.ndeps);
     for (uint32_t i = 0; i < rec.ndeps; i++) {
-        cask_put_str8 (&batch->body, cask_gtask_dep_key (task, i));
-        cask_put_str8 (&batch->body, cask_gtask_dep_holder (task, i, worker));
+        cask_put_str8 (body, cask_gtask_dep_key (task, i));
+        cask_put_str8 (body, cask_gtask_dep_holder (task, i, worker));
     }
-    cask_task_put_tail (&batch->body, rec.nframes, rec.args);
+    cask_task_put_tail (body, rec.nframes, rec.args);
     zmq_msg_t *frames = cask_gtask_frames (task);
     for (uint32_t i = 0; i < rec.nframes; i++) {
         zmq_msg_t copy;
         zmq_msg_init (&copy);
         zmq_msg_copy (&copy, &frames [i]);
-        cask_message_move_frame (&batch->frames, &copy);
+        cask_message_move_frame (&peer->tasks.frames, &copy);
         zmq_msg_close (&copy);
     }
-    batch->count++;
 }
 
 static void
@@ -331,12 +314,12 @@ s_sink_state (void *arg, uint32_t client, const cask_gtask_t *task)
 {
     cask_broker_t *self = (cask_broker_t *) arg;
     s_peer_t *peer = s_peer_by_id (self->clients, client);
-    if (!peer || s_batch_open (self, peer, &peer->states, 0))
+    cask_buf_t *body = peer ? s_batch_add (self, peer, &peer->states, 0) : NULL;
+    if (!body)
         return;
     cask_state_rec_t rec;
     cask_gtask_state (task, &rec);
-    cask_state_put (&peer->states.body, &rec);
-    peer->states.count++;
+    cask_state_put (body, &rec);
 }
 
 static void
@@ -344,10 +327,9 @@ s_sink_free (void *arg, uint32_t worker, cask_str_t key)
 {
     cask_broker_t *self = (cask_broker_t *) arg;
     s_peer_t *peer = s_peer_by_id (self->workers, worker);
-    if (!peer || s_batch_open (self, peer, &peer->frees, 0))
-        return;
-    cask_put_str8 (&peer->frees.body, key);
-    peer->frees.count++;
+    cask_buf_t *body = peer ? s_batch_add (self, peer, &peer->frees, 0) : NULL;
+    if (body)
+        cask_put_str8 (body, key);
 }
 
 //  ---------------------------------------------------------------------
@@ -418,7 +400,8 @@ s_reply_error (cask_broker_t *self, uint16_t code, const char *format, ...)
     va_start (args, format);
     vsnprintf (text, sizeof text, format, args);
     va_end (args);
-    s_debug (self, "ERROR %u to sender of %s: %s", code, cask_command_name (self->msg.command), text);
+    cask_log_print (self->log, CASK_LOG_DEBUG, "ERROR %u to sender of %s: %s", code,
+                    cask_command_name (self->msg.command), text);
     cask_send_error (self->socket, &self->msg, code, text);
 }
 
@@ -482,25 +465,27 @@ s_on_hello (cask_broker_t *self, cask_rd_t *rd)
     }
     s_peer_t *peer = s_peer_new (self, &self->msg.routing, &hello);
     if (!peer) {
-        s_log ('E', "out of memory for a new peer");
+        cask_log_print (self->log, CASK_LOG_ERROR, "out of memory for a new peer");
         return;
     }
-    s_log ('I', "%s %u joined: %s%s%s", s_role_name (peer->role), peer->id, peer->name,
-           peer->role == CASK_ROLE_WORKER ? " at " : "", peer->endpoint);
+    cask_log_print (self->log, CASK_LOG_INFO, "%s %u joined: %s%s%s", s_role_name (peer->role),
+                    peer->id, peer->name, peer->role == CASK_ROLE_WORKER ? " at " : "",
+                    peer->endpoint);
     s_send_welcome (self, peer);
     if (peer->role == CASK_ROLE_WORKER) {
         for (size_t i = 0; i < self->nlibraries; i++)
             s_library_send (self, self->libraries [i], peer);
         s_tell_clients_worker (self, peer, true);
         if (cask_graph_worker_add (self->graph, peer->id, cask_str (peer->endpoint), peer->nthreads))
-            s_log ('E', "graph refused worker %u", peer->id);
+            cask_log_print (self->log, CASK_LOG_ERROR, "graph refused worker %u", peer->id);
     }
 }
 
 static void
 s_on_bye (cask_broker_t *self, s_peer_t *peer)
 {
-    s_log ('I', "%s %u left: %s", s_role_name (peer->role), peer->id, peer->name);
+    cask_log_print (self->log, CASK_LOG_INFO, "%s %u left: %s", s_role_name (peer->role), peer->id,
+                    peer->name);
     if (peer->role == CASK_ROLE_CLIENT)
         cask_graph_client_gone (self->graph, peer->id);
     else {
@@ -633,12 +618,14 @@ s_on_register (cask_broker_t *self, s_peer_t *client, cask_rd_t *rd)
     }
     library->owner = client->id;
     if (s_library_add (self, library)) {
-        s_log ('E', "out of memory registering library %s", library->name);
+        cask_log_print (self->log, CASK_LOG_ERROR, "out of memory registering library %s",
+                        library->name);
         s_library_destroy (&library);
         return;
     }
-    s_log ('I', "library %s (%s) registered by client %u, %u functions",
-           library->name, library->hash, client->id, library->nfuncs);
+    cask_log_print (self->log, CASK_LOG_INFO,
+                    "library %s (%s) registered by client %u, %u functions", library->name,
+                    library->hash, client->id, library->nfuncs);
     s_library_announce (self, library, client);
 }
 
@@ -665,7 +652,8 @@ s_on_submit (cask_broker_t *self, s_peer_t *client, cask_rd_t *rd)
             s_reply_error (self, CASK_ERR_MALFORMED, "SUBMIT record %u has an empty key", i);
         else
         if (cask_graph_submit (self->graph, client->id, &rec, &self->msg.frames [frame_base]))
-            s_log ('E', "out of memory submitting %.*s", (int) rec.key.len, rec.key.ptr);
+            cask_log_print (self->log, CASK_LOG_ERROR, "out of memory submitting %.*s",
+                            (int) rec.key.len, rec.key.ptr);
         frame_base += rec.nframes;
     }
     if (!cask_rd_done (rd))
@@ -679,8 +667,9 @@ s_on_release (cask_broker_t *self, s_peer_t *client, cask_rd_t *rd)
     for (uint32_t i = 0; i < count && !rd->failed; i++) {
         cask_str_t key = cask_get_str8 (rd);
         if (!rd->failed && cask_graph_release (self->graph, client->id, key))
-            s_debug (self, "client %u released %.*s, which it did not hold",
-                     client->id, (int) key.len, key.ptr);
+            cask_log_print (self->log, CASK_LOG_DEBUG,
+                            "client %u released %.*s, which it did not hold", client->id,
+                            (int) key.len, key.ptr);
     }
     if (!cask_rd_done (rd))
         s_reply_error (self, CASK_ERR_MALFORMED, "malformed RELEASE");
@@ -696,12 +685,14 @@ s_on_done (cask_broker_t *self, s_peer_t *worker, cask_rd_t *rd)
         if (rd->failed)
             break;
         if (cask_graph_done (self->graph, worker->id, &rec))
-            s_log ('W', "DONE %.*s from worker %u ignored: not running there",
-                   (int) rec.key.len, rec.key.ptr, worker->id);
+            cask_log_print (self->log, CASK_LOG_WARNING,
+                            "DONE %.*s from worker %u ignored: not running there",
+                            (int) rec.key.len, rec.key.ptr, worker->id);
         else
         if (!rec.ok)
-            s_debug (self, "%.*s failed on worker %u: %.*s", (int) rec.key.len, rec.key.ptr,
-                     worker->id, (int) rec.message.len, rec.message.ptr);
+            cask_log_print (self->log, CASK_LOG_DEBUG, "%.*s failed on worker %u: %.*s",
+                            (int) rec.key.len, rec.key.ptr, worker->id, (int) rec.message.len,
+                            rec.message.ptr);
     }
     if (!cask_rd_done (rd))
         s_reply_error (self, CASK_ERR_MALFORMED, "malformed DONE");
@@ -717,9 +708,9 @@ s_on_libfail (cask_broker_t *self, s_peer_t *worker, cask_rd_t *rd)
         return;
     }
     s_library_t *library = s_library_by_hash (self, rec.about);
-    s_log ('W', "worker %u could not load library %s (%.*s): %.*s", worker->id,
-           library ? library->name : "?", (int) rec.about.len, rec.about.ptr,
-           (int) rec.message.len, rec.message.ptr);
+    cask_log_print (self->log, CASK_LOG_WARNING, "worker %u could not load library %s (%.*s): %.*s",
+                    worker->id, library ? library->name : "?", (int) rec.about.len, rec.about.ptr,
+                    (int) rec.message.len, rec.message.ptr);
     s_peer_t *owner = library ? s_peer_by_id (self->clients, library->owner) : NULL;
     if (!owner)
         return;
@@ -785,14 +776,15 @@ s_on_status (cask_broker_t *self)
     char *text = cJSON_PrintUnformatted (report);
     cJSON_Delete (report);
     if (!text) {
-        s_log ('E', "out of memory for a REPORT");
+        cask_log_print (self->log, CASK_LOG_ERROR, "out of memory for a REPORT");
         return;
     }
     cask_buf_reset (&self->out);
     cask_put_raw (&self->out, text, strlen (text));
     free (text);
     if (cask_send (self->socket, &self->msg.routing, CASK_MSG_REPORT, &self->out, NULL))
-        s_log ('W', "could not send REPORT: %s", zmq_strerror (errno));
+        cask_log_print (self->log, CASK_LOG_WARNING, "could not send REPORT: %s",
+                        zmq_strerror (errno));
 }
 
 //  Commands a peer that said HELLO may send, by role.
@@ -819,8 +811,9 @@ s_handle (cask_broker_t *self)
 {
     cask_message_t *msg = &self->msg;
     s_peer_t *peer = s_peer_by_routing (self, &msg->routing);
-    s_debug (self, "received %s from %s %u", cask_command_name (msg->command),
-             peer ? s_role_name (peer->role) : "new peer", peer ? peer->id : 0);
+    cask_log_print (self->log, CASK_LOG_DEBUG, "received %s from %s %u",
+                    cask_command_name (msg->command), peer ? s_role_name (peer->role) : "new peer",
+                    peer ? peer->id : 0);
     if (msg->version != CASK_PROTO_VERSION) {
         s_reply_error (self, CASK_ERR_VERSION, "protocol version %u not supported, this peer speaks %u",
                        msg->version, CASK_PROTO_VERSION);
@@ -874,7 +867,7 @@ s_drain (cask_broker_t *self)
         if (rc == CASK_RECV_TERM)
             return -1;
         if (rc == CASK_RECV_BAD) {
-            s_debug (self, "bad message: %s", why);
+            cask_log_print (self->log, CASK_LOG_DEBUG, "bad message: %s", why);
             if (self->msg.routed)
                 cask_send_error (self->socket, &self->msg, CASK_ERR_MALFORMED, why);
         }
@@ -911,7 +904,8 @@ cask_broker_new (const char *endpoint, bool verbose)
     cask_broker_t *self = (cask_broker_t *) calloc (1, sizeof (cask_broker_t));
     if (!self)
         return NULL;
-    self->verbose = verbose;
+    //  Info always, every message with --verbose
+    self->log = cask_log_new ("cask-broker", verbose ? CASK_LOG_DEBUG : CASK_LOG_INFO);
     cask_message_init (&self->msg);
     cask_buf_init (&self->out);
     cask_graph_sink_t sink = { s_sink_dispatch, s_sink_state, s_sink_free };
@@ -919,13 +913,14 @@ cask_broker_new (const char *endpoint, bool verbose)
     self->peers = zhashx_new ();
     self->clients = zhashx_new ();
     self->workers = zhashx_new ();
-    if (!self->graph || !self->peers || !self->clients || !self->workers) {
+    if (!self->log || !self->graph || !self->peers || !self->clients || !self->workers) {
         cask_broker_destroy (&self);
         return NULL;
     }
     zhashx_set_destructor (self->peers, (zhashx_destructor_fn *) s_peer_destroy);
     if (s_bind (self, endpoint)) {
-        s_log ('E', "cannot bind to %s: %s", endpoint, zmq_strerror (errno));
+        cask_log_print (self->log, CASK_LOG_ERROR, "cannot bind to %s: %s", endpoint,
+                        zmq_strerror (errno));
         cask_broker_destroy (&self);
         return NULL;
     }
@@ -952,6 +947,7 @@ cask_broker_destroy (cask_broker_t **self_p)
     free (self->dirty);
     cask_message_close (&self->msg);
     cask_buf_free (&self->out);
+    cask_log_destroy (&self->log);
     free (self);
     *self_p = NULL;
 }
@@ -971,7 +967,7 @@ cask_broker_run (cask_broker_t *self, volatile sig_atomic_t *stop)
         if (rc == -1 && errno == EINTR)
             continue;
         if (rc == -1 || s_drain (self)) {
-            s_log ('E', "socket failed: %s", zmq_strerror (errno));
+            cask_log_print (self->log, CASK_LOG_ERROR, "socket failed: %s", zmq_strerror (errno));
             return -1;
         }
         s_flush (self);

@@ -1,8 +1,8 @@
 /*  cask_graph.c - the broker's task graph (see cask_graph.h).
 
     One allocation per task holds the record, its dependency links, its
-    payload frames, its arguments and its key. Tasks live in an
-    open-addressing hash map (linear probing, backward-shift deletion).
+    payload frames, its arguments and its key. Tasks live in a cask_keymap
+    that reads their keys in place.
     Dependents are kept as (task, slot) links with back-indices, so a link is
     removed in O(1) whatever the fan-out.
 
@@ -14,8 +14,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include "cask_graph.h"
+#include "cask_keymap.h"
 
 //  Placement cost model: seconds to move a byte, and to fetch at all.
 #define S_BANDWIDTH 100e6
@@ -74,7 +74,6 @@ typedef struct {
 } s_dependent_t;
 
 struct _cask_gtask_t {
-    uint64_t hash;
     uint8_t state;              //  s_state_t
     uint8_t flags;
     bool touched;               //  on the settle stack
@@ -120,10 +119,7 @@ typedef struct {
 struct _cask_graph_t {
     cask_graph_sink_t sink;
     void *arg;
-    cask_gtask_t **slots;       //  hash map
-    size_t capslots;            //  power of two
-    size_t ntasks;
-    uint64_t seed;
+    cask_keymap_t *tasks;       //  by key
     size_t counts [S_NSTATES];
     s_worker_t **workers;
     size_t nworkers;
@@ -173,21 +169,6 @@ s_view (const char *ptr, size_t len)
     return view;
 }
 
-static uint64_t
-s_hash (uint64_t seed, const char *key, size_t len)
-{
-    //  FNV-1a, then a murmur-style finalizer to spread the low bits.
-    uint64_t hash = 0xcbf29ce484222325ULL ^ seed;
-    for (size_t i = 0; i < len; i++) {
-        hash ^= (uint8_t) key [i];
-        hash *= 0x100000001b3ULL;
-    }
-    hash ^= hash >> 33;
-    hash *= 0xff51afd7ed558ccdULL;
-    hash ^= hash >> 33;
-    return hash;
-}
-
 static bool
 s_wanted (const cask_gtask_t *task)
 {
@@ -210,74 +191,20 @@ s_touch (cask_graph_t *self, cask_gtask_t *task)
 }
 
 //  ---------------------------------------------------------------------
-//  Hash map of tasks by key
+//  Tasks by key
+
+static const void *
+s_task_key (const void *item, size_t *size)
+{
+    const cask_gtask_t *task = (const cask_gtask_t *) item;
+    *size = task->key_len;
+    return task->key;
+}
 
 static cask_gtask_t *
-s_map_find (cask_graph_t *self, const char *key, size_t len, uint64_t hash)
+s_find (cask_graph_t *self, cask_str_t key)
 {
-    size_t mask = self->capslots - 1;
-    for (size_t i = hash & mask; self->slots [i]; i = (i + 1) & mask) {
-        cask_gtask_t *task = self->slots [i];
-        if (task->hash == hash && task->key_len == len && memcmp (task->key, key, len) == 0)
-            return task;
-    }
-    return NULL;
-}
-
-static void
-s_map_place (cask_gtask_t **slots, size_t cap, cask_gtask_t *task)
-{
-    size_t i = task->hash & (cap - 1);
-    while (slots [i])
-        i = (i + 1) & (cap - 1);
-    slots [i] = task;
-}
-
-static int
-s_map_insert (cask_graph_t *self, cask_gtask_t *task)
-{
-    if ((self->ntasks + 1) * 10 > self->capslots * 7) {
-        size_t cap = self->capslots * 2;
-        cask_gtask_t **slots = calloc (cap, sizeof (cask_gtask_t *));
-        if (!slots)
-            return -1;
-        for (size_t i = 0; i < self->capslots; i++)
-            if (self->slots [i])
-                s_map_place (slots, cap, self->slots [i]);
-        free (self->slots);
-        self->slots = slots;
-        self->capslots = cap;
-    }
-    s_map_place (self->slots, self->capslots, task);
-    self->ntasks++;
-    return 0;
-}
-
-static void
-s_map_remove (cask_graph_t *self, cask_gtask_t *task)
-{
-    size_t mask = self->capslots - 1;
-    size_t hole = task->hash & mask;
-    while (self->slots [hole] != task)
-        hole = (hole + 1) & mask;
-    //  Backward shift: pull later entries of the probe run into the hole
-    //  unless their home lies cyclically after the hole.
-    size_t next = hole;
-    while (true) {
-        next = (next + 1) & mask;
-        cask_gtask_t *moving = self->slots [next];
-        if (!moving)
-            break;
-        size_t home = moving->hash & mask;
-        bool stays = hole <= next ? (hole < home && home <= next)
-                                  : (hole < home || home <= next);
-        if (!stays) {
-            self->slots [hole] = moving;
-            hole = next;
-        }
-    }
-    self->slots [hole] = NULL;
-    self->ntasks--;
+    return (cask_gtask_t *) cask_keymap_lookup (self->tasks, key.ptr, key.len);
 }
 
 //  ---------------------------------------------------------------------
@@ -603,9 +530,10 @@ s_align (size_t size)
     return (size + 15) & ~(size_t) 15;
 }
 
+//  A new task under key (whose hash in the map is hash), in the map.
 static cask_gtask_t *
-s_task_new (cask_graph_t *self, cask_str_t key, uint32_t ndeps, uint32_t nframes,
-            uint32_t args_size)
+s_task_new (cask_graph_t *self, cask_str_t key, uint64_t hash, uint32_t ndeps,
+            uint32_t nframes, uint32_t args_size)
 {
     size_t deps_at = s_align (sizeof (cask_gtask_t));
     size_t frames_at = deps_at + s_align (ndeps * sizeof (s_dep_t));
@@ -623,11 +551,10 @@ s_task_new (cask_graph_t *self, cask_str_t key, uint32_t ndeps, uint32_t nframes
     memcpy (task->key, key.ptr, key.len);
     task->key [key.len] = 0;
     task->key_len = (uint32_t) key.len;
-    task->hash = s_hash (self->seed, key.ptr, key.len);
     task->holds = &task->hold_inline;
     task->capholds = 1;
     task->state = S_RELEASED;       //  holds nothing yet
-    if (s_map_insert (self, task)) {
+    if (cask_keymap_insert_hashed (self->tasks, task, hash)) {
         free (block);
         return NULL;
     }
@@ -679,7 +606,7 @@ s_forget (cask_graph_t *self, cask_gtask_t *task)
     assert (task->state != S_READY);
     for (uint32_t i = 0; i < task->ndeps; i++)
         s_touch (self, task->deps [i].task);
-    s_map_remove (self, task);
+    cask_keymap_remove (self->tasks, task->key, task->key_len);
     self->counts [task->state]--;
     s_task_free (task);
 }
@@ -720,13 +647,11 @@ cask_graph_new (const cask_graph_sink_t *sink, void *arg)
         return NULL;
     self->sink = *sink;
     self->arg = arg;
-    self->capslots = 1024;
-    self->slots = calloc (self->capslots, sizeof (cask_gtask_t *));
-    if (!self->slots) {
+    self->tasks = cask_keymap_new (s_task_key);
+    if (!self->tasks) {
         free (self);
         return NULL;
     }
-    self->seed = (uint64_t) time (NULL) ^ (uint64_t) (uintptr_t) self;
     return self;
 }
 
@@ -737,13 +662,14 @@ cask_graph_destroy (cask_graph_t **self_p)
     if (!self)
         return;
     //  Links point both ways: drop them all before freeing any task.
-    for (size_t i = 0; i < self->capslots; i++)
-        if (self->slots [i])
-            self->slots [i]->ndeps = 0;
-    for (size_t i = 0; i < self->capslots; i++)
-        if (self->slots [i])
-            s_task_free (self->slots [i]);
-    free (self->slots);
+    cask_gtask_t *task;
+    size_t cursor = 0;
+    while ((task = cask_keymap_next (self->tasks, &cursor)))
+        task->ndeps = 0;
+    cursor = 0;
+    while ((task = cask_keymap_next (self->tasks, &cursor)))
+        s_task_free (task);
+    cask_keymap_destroy (&self->tasks);
     for (size_t i = 0; i < self->nworkers; i++)
         free (self->workers [i]);
     free (self->workers);
@@ -810,6 +736,26 @@ cask_graph_worker_add (cask_graph_t *self, uint32_t id, cask_str_t endpoint,
     return 0;
 }
 
+//  Collects the results worker held into lost, and puts the tasks it ran
+//  back to waiting, collected into rerun.
+static void
+s_take_back (cask_graph_t *self, s_worker_t *worker, s_vec_t *lost, s_vec_t *rerun)
+{
+    cask_gtask_t *task;
+    size_t cursor = 0;
+    while ((task = cask_keymap_next (self->tasks, &cursor))) {
+        if (task->worker != worker)
+            continue;
+        if (task->state == S_MEMORY)
+            s_vec_push (lost, task);
+        else {
+            task->worker = NULL;
+            s_set_state (self, task, S_WAITING);
+            s_vec_push (rerun, task);
+        }
+    }
+}
+
 void
 cask_graph_worker_remove (cask_graph_t *self, uint32_t id)
 {
@@ -826,18 +772,7 @@ cask_graph_worker_remove (cask_graph_t *self, uint32_t id)
     //  results that were waiting already then count them as missing again,
     //  and the tasks to run again count what they miss afresh.
     s_vec_t lost = { 0 }, rerun = { 0 };
-    for (size_t i = 0; i < self->capslots; i++) {
-        cask_gtask_t *task = self->slots [i];
-        if (!task || task->worker != worker)
-            continue;
-        if (task->state == S_MEMORY)
-            s_vec_push (&lost, task);
-        else {
-            task->worker = NULL;
-            s_set_state (self, task, S_WAITING);
-            s_vec_push (&rerun, task);
-        }
-    }
+    s_take_back (self, worker, &lost, &rerun);
     for (size_t i = 0; i < lost.size; i++) {
         cask_gtask_t *task = lost.items [i];
         s_lose_result (self, task);
@@ -875,8 +810,7 @@ s_resolve_deps (cask_graph_t *self, const cask_task_t *rec, s_error_t **error)
     cask_rd_t deps = rec->deps;
     for (uint32_t i = 0; i < rec->ndeps; i++) {
         cask_str_t dep_key = cask_get_str8 (&deps);
-        cask_gtask_t *dep = s_map_find (self, dep_key.ptr, dep_key.len,
-                                        s_hash (self->seed, dep_key.ptr, dep_key.len));
+        cask_gtask_t *dep = s_find (self, dep_key);
         if (!dep) {
             char message [300];
             int len = snprintf (message, sizeof message, "unknown dependency %.*s",
@@ -908,9 +842,10 @@ s_submit_existing (cask_graph_t *self, uint32_t client, cask_gtask_t *task)
 }
 
 static int
-s_submit_failed (cask_graph_t *self, uint32_t client, cask_str_t key, s_error_t *error)
+s_submit_failed (cask_graph_t *self, uint32_t client, cask_str_t key, uint64_t hash,
+                 s_error_t *error)
 {
-    cask_gtask_t *task = s_task_new (self, key, 0, 0, 0);
+    cask_gtask_t *task = s_task_new (self, key, hash, 0, 0, 0);
     if (!task) {
         s_error_unref (&error);
         return -1;
@@ -927,22 +862,23 @@ cask_graph_submit (cask_graph_t *self, uint32_t client, const cask_task_t *rec,
 {
     if (rec->key.len == 0 || rec->key.len > CASK_MAX_KEY)
         return -1;
-    cask_gtask_t *task = s_map_find (self, rec->key.ptr, rec->key.len,
-                                     s_hash (self->seed, rec->key.ptr, rec->key.len));
+    uint64_t hash = cask_keymap_hash (self->tasks, rec->key.ptr, rec->key.len);
+    cask_gtask_t *task = cask_keymap_lookup_hashed (self->tasks, rec->key.ptr, rec->key.len,
+                                                    hash);
     if (task)
         return s_submit_existing (self, client, task);
 
     if (!s_function (self, rec->fn)) {
         char message [64];
         int len = snprintf (message, sizeof message, "unknown function id %u", rec->fn);
-        return s_submit_failed (self, client, rec->key,
+        return s_submit_failed (self, client, rec->key, hash,
                                 s_error_new (rec->key, s_view ("", 0), 0, message, (size_t) len));
     }
     s_error_t *error = NULL;
     if (s_resolve_deps (self, rec, &error))
-        return s_submit_failed (self, client, rec->key, error);
+        return s_submit_failed (self, client, rec->key, hash, error);
 
-    task = s_task_new (self, rec->key, rec->ndeps, rec->nframes, (uint32_t) rec->args.len);
+    task = s_task_new (self, rec->key, hash, rec->ndeps, rec->nframes, (uint32_t) rec->args.len);
     if (!task)
         return -1;
     task->fn = rec->fn;
@@ -959,8 +895,7 @@ cask_graph_submit (cask_graph_t *self, uint32_t client, const cask_task_t *rec,
     cask_rd_t deps = rec->deps;
     for (uint32_t i = 0; i < rec->ndeps; i++) {
         cask_str_t dep_key = cask_get_str8 (&deps);
-        s_link (task, i, s_map_find (self, dep_key.ptr, dep_key.len,
-                                     s_hash (self->seed, dep_key.ptr, dep_key.len)));
+        s_link (task, i, s_find (self, dep_key));
     }
     s_hold_add (task, client);
     s_set_state (self, task, S_WAITING);
@@ -976,19 +911,18 @@ cask_graph_submit_erred (cask_graph_t *self, uint32_t client, cask_str_t key,
 {
     if (key.len == 0 || key.len > CASK_MAX_KEY)
         return -1;
-    cask_gtask_t *task = s_map_find (self, key.ptr, key.len,
-                                     s_hash (self->seed, key.ptr, key.len));
+    uint64_t hash = cask_keymap_hash (self->tasks, key.ptr, key.len);
+    cask_gtask_t *task = cask_keymap_lookup_hashed (self->tasks, key.ptr, key.len, hash);
     if (task)
         return s_submit_existing (self, client, task);
-    return s_submit_failed (self, client, key,
+    return s_submit_failed (self, client, key, hash,
                             s_error_new (key, s_view ("", 0), 0, message, strlen (message)));
 }
 
 int
 cask_graph_release (cask_graph_t *self, uint32_t client, cask_str_t key)
 {
-    cask_gtask_t *task = s_map_find (self, key.ptr, key.len,
-                                     s_hash (self->seed, key.ptr, key.len));
+    cask_gtask_t *task = s_find (self, key);
     s_hold_t *hold = task ? s_hold_find (task, client) : NULL;
     if (!hold)
         return -1;
@@ -1001,9 +935,10 @@ cask_graph_release (cask_graph_t *self, uint32_t client, cask_str_t key)
 void
 cask_graph_client_gone (cask_graph_t *self, uint32_t client)
 {
-    for (size_t i = 0; i < self->capslots; i++) {
-        cask_gtask_t *task = self->slots [i];
-        s_hold_t *hold = task ? s_hold_find (task, client) : NULL;
+    cask_gtask_t *task;
+    size_t cursor = 0;
+    while ((task = cask_keymap_next (self->tasks, &cursor))) {
+        s_hold_t *hold = s_hold_find (task, client);
         if (hold) {
             s_hold_drop (task, hold, true);
             s_touch (self, task);
@@ -1016,8 +951,7 @@ int
 cask_graph_done (cask_graph_t *self, uint32_t id, const cask_done_t *rec)
 {
     s_worker_t *worker = s_worker (self, id);
-    cask_gtask_t *task = s_map_find (self, rec->key.ptr, rec->key.len,
-                                     s_hash (self->seed, rec->key.ptr, rec->key.len));
+    cask_gtask_t *task = s_find (self, rec->key);
     if (!worker || !task || task->state != S_PROCESSING || task->worker != worker)
         return -1;
     worker->inflight--;
@@ -1047,7 +981,7 @@ cask_graph_done (cask_graph_t *self, uint32_t id, const cask_done_t *rec)
 const cask_gtask_t *
 cask_graph_find (cask_graph_t *self, cask_str_t key)
 {
-    return s_map_find (self, key.ptr, key.len, s_hash (self->seed, key.ptr, key.len));
+    return s_find (self, key);
 }
 
 void
@@ -1058,7 +992,7 @@ cask_graph_counts (cask_graph_t *self, cask_graph_counts_t *counts)
     counts->memory = self->counts [S_MEMORY];
     counts->erred = self->counts [S_ERRED];
     counts->released = self->counts [S_RELEASED];
-    counts->total = self->ntasks;
+    counts->total = cask_keymap_size (self->tasks);
 }
 
 int
@@ -1113,11 +1047,10 @@ cask_graph_verify (cask_graph_t *self)
 {
     size_t counts [S_NSTATES] = { 0 };
     size_t ntasks = 0;
-    for (size_t i = 0; i < self->capslots; i++) {
-        cask_gtask_t *task = self->slots [i];
-        if (!task)
-            continue;
-        if (s_map_find (self, task->key, task->key_len, task->hash) != task)
+    cask_gtask_t *task;
+    size_t cursor = 0;
+    while ((task = cask_keymap_next (self->tasks, &cursor))) {
+        if (s_find (self, s_view (task->key, task->key_len)) != task)
             return "a task cannot be found by its key";
         const char *wrong = s_verify_task (self, task);
         if (wrong)
@@ -1125,23 +1058,22 @@ cask_graph_verify (cask_graph_t *self)
         counts [task->state]++;
         ntasks++;
     }
-    if (ntasks != self->ntasks || memcmp (counts, self->counts, sizeof counts) != 0)
+    if (ntasks != cask_keymap_size (self->tasks)
+    ||  memcmp (counts, self->counts, sizeof counts) != 0)
         return "counts by state are wrong";
     size_t queued = 0;
-    for (cask_gtask_t *task = self->ready_head; task; task = task->next)
+    for (task = self->ready_head; task; task = task->next)
         queued++;
     if (queued != counts [S_READY])
         return "the ready queue is not the ready tasks";
     for (size_t w = 0; w < self->nworkers; w++) {
         uint32_t inflight = 0;
         uint64_t nbytes = 0;
-        for (size_t i = 0; i < self->capslots; i++) {
-            cask_gtask_t *task = self->slots [i];
-            if (task && task->worker == self->workers [w]) {
+        for (cursor = 0; (task = cask_keymap_next (self->tasks, &cursor)); )
+            if (task->worker == self->workers [w]) {
                 inflight += task->state == S_PROCESSING;
                 nbytes += task->state == S_MEMORY ? task->nbytes : 0;
             }
-        }
         if (inflight != self->workers [w]->inflight || nbytes != self->workers [w]->nbytes)
             return "a worker's load is not that of its tasks";
     }

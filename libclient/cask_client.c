@@ -12,6 +12,8 @@
     keeps one record per key whatever the number of futures pointing at it.
 */
 #include "cask_client_internal.h"
+#include "cask_hash.h"
+#include "cask_keymap.h"
 #include "cask/cask_task.h"
 
 #include <czmq.h>
@@ -44,15 +46,8 @@ typedef struct {
     uint32_t id;
     char endpoint [CASK_MAX_KEY + 1];
     void *socket;               //  DEALER to its peer endpoint, made on first GET
-    cask_buf_t gets;            //  GET batch being built
-    uint32_t ngets;
+    cask_batch_t gets;          //  GET batch being built
 } s_worker_t;
-
-//  A record's place in the client's table of records by key
-typedef struct {
-    uint64_t hash;
-    cask_record_t *record;      //  NULL: the slot is free
-} s_slot_t;
 
 struct _cask_client_t {
     void *context;
@@ -65,21 +60,18 @@ struct _cask_client_t {
     s_worker_t *workers;
     size_t nworkers;
     size_t capworkers;
-    s_slot_t *slots;            //  the records, by key
-    size_t slot_mask;           //  number of slots (a power of two) less one
-    size_t nrecords;
+    cask_keymap_t *records;     //  by key
     cask_future_t *futures;     //  every live handle
-    cask_buf_t body;            //  outgoing body, reused
+    cask_buf_t body;            //  body of a message sent at once, reused
+    cask_batch_t submits;       //  SUBMIT batch being built
     cask_message_t out;         //  outgoing payload frames
-    uint32_t nbatch;            //  records in the SUBMIT being built
     cask_buf_t args;            //  one task's encoded arguments
     cask_message_t frames;      //  one task's payload frames
     cask_record_t **deps;       //  one task's dependencies
     size_t ndeps;
     size_t capdeps;
     uint64_t serial;            //  counts encoded tasks, to dedupe their deps
-    cask_buf_t releases;        //  RELEASE batch being built
-    uint32_t nreleases;
+    cask_batch_t releases;      //  RELEASE batch being built
     cask_message_t in;          //  incoming message
     zmq_pollitem_t *items;
     size_t capitems;
@@ -90,110 +82,26 @@ struct _cask_client_t {
 static __thread char s_last_error [512];
 
 //  ---------------------------------------------------------------------
-//  Task keys: MurmurHash3 x64 128 made incremental, so the pieces of a
-//  task are hashed where they lie. It runs at several GB/s and costs about
-//  40 ns for a small task (SHA-1 costs six times that).
-
-typedef struct {
-    uint64_t h1, h2;
-    uint64_t length;
-    uint8_t tail [16];
-    size_t ntail;
-} s_hash_t;
-
-static inline uint64_t
-s_rotl (uint64_t x, int r)
-{
-    return (x << r) | (x >> (64 - r));
-}
-
-static inline uint64_t
-s_fmix (uint64_t k)
-{
-    k ^= k >> 33;
-    k *= 0xff51afd7ed558ccdULL;
-    k ^= k >> 33;
-    k *= 0xc4ceb9fe1a85ec53ULL;
-    k ^= k >> 33;
-    return k;
-}
-
-static void
-s_hash_block (s_hash_t *self, const uint8_t *block)
-{
-    const uint64_t c1 = 0x87c37b91114253d5ULL, c2 = 0x4cf5ad432745937fULL;
-    uint64_t k1, k2;
-    memcpy (&k1, block, 8);
-    memcpy (&k2, block + 8, 8);
-    k1 *= c1; k1 = s_rotl (k1, 31); k1 *= c2; self->h1 ^= k1;
-    self->h1 = s_rotl (self->h1, 27); self->h1 += self->h2;
-    self->h1 = self->h1 * 5 + 0x52dce729;
-    k2 *= c2; k2 = s_rotl (k2, 33); k2 *= c1; self->h2 ^= k2;
-    self->h2 = s_rotl (self->h2, 31); self->h2 += self->h1;
-    self->h2 = self->h2 * 5 + 0x38495ab5;
-}
-
-static void
-s_hash_update (s_hash_t *self, const void *data, size_t size)
-{
-    const uint8_t *bytes = (const uint8_t *) data;
-    self->length += size;
-    if (self->ntail) {
-        size_t take = 16 - self->ntail < size ? 16 - self->ntail : size;
-        memcpy (self->tail + self->ntail, bytes, take);
-        self->ntail += take;
-        bytes += take;
-        size -= take;
-        if (self->ntail < 16)
-            return;
-        s_hash_block (self, self->tail);
-        self->ntail = 0;
-    }
-    for (; size >= 16; bytes += 16, size -= 16)
-        s_hash_block (self, bytes);
-    memcpy (self->tail, bytes, size);
-    self->ntail = size;
-}
-
-//  Length-prefixed, so that no two different tasks hash the same stream
-static void
-s_hash_field (s_hash_t *self, const void *data, size_t size)
-{
-    uint64_t length = size;
-    s_hash_update (self, &length, sizeof length);
-    s_hash_update (self, data, size);
-}
-
-static void
-s_hash_final (s_hash_t *self, uint64_t digest [2])
-{
-    if (self->ntail) {
-        memset (self->tail + self->ntail, 0, 16 - self->ntail);
-        s_hash_block (self, self->tail);
-    }
-    uint64_t h1 = self->h1 ^ self->length, h2 = self->h2 ^ self->length;
-    h1 += h2; h2 += h1;
-    h1 = s_fmix (h1); h2 = s_fmix (h2);
-    h1 += h2; h2 += h1;
-    digest [0] = h1;
-    digest [1] = h2;
-}
+//  Task keys: the 128-bit cask_hash of the pieces of a task, hashed where
+//  they lie. It costs about 40 ns for a small task (SHA-1 costs six times
+//  that).
 
 //  "<fn>-<32 hex>" for the task just encoded into self->args/frames/deps
 static void
 s_task_key (cask_client_t *self, const char *fn, char key [CASK_MAX_KEY + 1])
 {
-    s_hash_t hash = { 0 };
+    cask_hash_t hash;
+    cask_hash_init (&hash, 0);
     size_t fnlen = strlen (fn);
-    s_hash_field (&hash, fn, fnlen);
-    s_hash_field (&hash, self->args.data, self->args.size);
+    cask_hash_field (&hash, fn, fnlen);
+    cask_hash_field (&hash, self->args.data, self->args.size);
     for (size_t index = 0; index < self->ndeps; index++)
-        s_hash_field (&hash, self->deps [index]->key, strlen (self->deps [index]->key));
+        cask_hash_field (&hash, self->deps [index]->key, strlen (self->deps [index]->key));
     for (size_t index = 0; index < self->frames.nframes; index++)
-        s_hash_field (&hash, zmq_msg_data (&self->frames.frames [index]),
-                      zmq_msg_size (&self->frames.frames [index]));
+        cask_hash_field (&hash, zmq_msg_data (&self->frames.frames [index]),
+                         zmq_msg_size (&self->frames.frames [index]));
     uint64_t digest [2];
-    s_hash_final (&hash, digest);
+    cask_hash_final (&hash, digest);
     //  The name is cut short if the key would pass the wire's 255 bytes
     int namelen = (int) (fnlen < CASK_MAX_KEY - 33 ? fnlen : CASK_MAX_KEY - 33);
     snprintf (key, CASK_MAX_KEY + 1, "%.*s-%016llx%016llx", namelen, fn,
@@ -309,7 +217,7 @@ s_worker_join (cask_client_t *self, uint32_t id, cask_str_t endpoint)
         worker = &self->workers [self->nworkers++];
         memset (worker, 0, sizeof *worker);
         worker->id = id;
-        cask_buf_init (&worker->gets);
+        cask_batch_init (&worker->gets);
     }
     cask_str_copy (endpoint, worker->endpoint, sizeof worker->endpoint);
 }
@@ -320,7 +228,7 @@ s_worker_close (s_worker_t *worker)
     if (worker->socket)
         zmq_close (worker->socket);
     worker->socket = NULL;
-    cask_buf_free (&worker->gets);
+    cask_batch_free (&worker->gets);
 }
 
 //  The worker left: its results went with it. Fetches from it will never
@@ -334,11 +242,11 @@ s_worker_leave (cask_client_t *self, uint32_t id)
         return;
     s_worker_close (worker);
     *worker = self->workers [--self->nworkers];
-    for (size_t index = 0; self->slots && index <= self->slot_mask; index++) {
-        cask_record_t *record = self->slots [index].record;
-        if (record && record->worker == id)
+    cask_record_t *record;
+    size_t cursor = 0;
+    while ((record = cask_keymap_next (self->records, &cursor)))
+        if (record->worker == id)
             record->fetching = false;
-    }
 }
 
 //  The worker's endpoint for messages, or "" when it is not known
@@ -367,109 +275,33 @@ s_new_socket (cask_client_t *self, int type, int linger_ms)
 //  ---------------------------------------------------------------------
 //  Records
 
-//  Records by key: open addressing with linear probing, each slot keeping
-//  the key's hash beside the record so a probe seldom touches a record.
-//  (zhashx was slower by far: a node per entry, and its default hash put
-//  many task keys into a few chains.)
-
-//  FNV-1a a word at a time, then a final mix
-static uint64_t
-s_key_hash (const char *key, size_t size)
+static const void *
+s_record_key (const void *item, size_t *size)
 {
-    uint64_t hash = 0xcbf29ce484222325ULL ^ size;
-    for (; size >= 8; key += 8, size -= 8) {
-        uint64_t word;
-        memcpy (&word, key, 8);
-        hash = (hash ^ word) * 0x100000001b3ULL;
-    }
-    uint64_t tail = 0;
-    memcpy (&tail, key, size);
-    return s_fmix ((hash ^ tail) * 0x100000001b3ULL);
-}
-
-static cask_record_t *
-s_record_lookup (cask_client_t *self, const char *key, size_t size)
-{
-    if (!self->slots)
-        return NULL;
-    uint64_t hash = s_key_hash (key, size);
-    for (size_t index = hash & self->slot_mask; self->slots [index].record;
-         index = (index + 1) & self->slot_mask) {
-        cask_record_t *record = self->slots [index].record;
-        if (self->slots [index].hash == hash
-        &&  memcmp (record->key, key, size) == 0 && record->key [size] == 0)
-            return record;
-    }
-    return NULL;
+    const cask_record_t *record = (const cask_record_t *) item;
+    *size = strlen (record->key);
+    return record->key;
 }
 
 static cask_record_t *
 s_record_find (cask_client_t *self, cask_str_t key)
 {
-    return s_record_lookup (self, key.ptr, key.len);
+    return (cask_record_t *) cask_keymap_lookup (self->records, key.ptr, key.len);
 }
 
-static void
-s_slot_put (s_slot_t *slots, size_t mask, uint64_t hash, cask_record_t *record)
-{
-    size_t index = hash & mask;
-    while (slots [index].record)
-        index = (index + 1) & mask;
-    slots [index].hash = hash;
-    slots [index].record = record;
-}
-
-//  Keeps the table at most half full
-static int
-s_slots_reserve (cask_client_t *self)
-{
-    size_t capacity = self->slots ? self->slot_mask + 1 : 0;
-    if ((self->nrecords + 1) * 2 <= capacity)
-        return 0;
-    size_t grown = capacity ? capacity * 2 : 1024;
-    s_slot_t *slots = (s_slot_t *) calloc (grown, sizeof (s_slot_t));
-    if (!slots)
-        return -1;
-    for (size_t index = 0; index < capacity; index++)
-        if (self->slots [index].record)
-            s_slot_put (slots, grown - 1, self->slots [index].hash, self->slots [index].record);
-    free (self->slots);
-    self->slots = slots;
-    self->slot_mask = grown - 1;
-    return 0;
-}
-
-//  Frees the record's slot, moving back the entries that probed past it
-static void
-s_slot_remove (cask_client_t *self, cask_record_t *record)
-{
-    size_t mask = self->slot_mask;
-    size_t hole = s_key_hash (record->key, strlen (record->key)) & mask;
-    while (self->slots [hole].record != record)
-        hole = (hole + 1) & mask;
-    for (size_t next = (hole + 1) & mask; self->slots [next].record; next = (next + 1) & mask) {
-        size_t home = self->slots [next].hash & mask;
-        //  An entry may fill the hole when its home is not in (hole, next]
-        if (((next - home) & mask) >= ((next - hole) & mask)) {
-            self->slots [hole] = self->slots [next];
-            hole = next;
-        }
-    }
-    self->slots [hole].record = NULL;
-    self->nrecords--;
-}
-
+//  A new record for key, whose hash in the table of records is hash
 static cask_record_t *
-s_record_new (cask_client_t *self, const char *key)
+s_record_new (cask_client_t *self, const char *key, uint64_t hash)
 {
     size_t size = strlen (key);
-    cask_record_t *record = s_slots_reserve (self) ? NULL
-        : (cask_record_t *) calloc (1, sizeof (cask_record_t) + size + 1);
-    if (record) {
-        memcpy (record->key, key, size + 1);
-        record->status = CASK_PENDING;
-        s_slot_put (self->slots, self->slot_mask, s_key_hash (key, size), record);
-        self->nrecords++;
+    cask_record_t *record = (cask_record_t *) calloc (1, sizeof (cask_record_t) + size + 1);
+    if (!record)
+        return NULL;
+    memcpy (record->key, key, size + 1);
+    record->status = CASK_PENDING;
+    if (cask_keymap_insert_hashed (self->records, record, hash)) {
+        free (record);
+        return NULL;
     }
     return record;
 }
@@ -477,27 +309,18 @@ s_record_new (cask_client_t *self, const char *key)
 static int
 s_send_releases (cask_client_t *self)
 {
-    if (self->nreleases == 0)
-        return 0;
-    cask_buf_patch_u32 (&self->releases, 0, self->nreleases);
-    int rc = cask_send (self->broker, NULL, CASK_MSG_RELEASE, &self->releases, NULL);
-    cask_buf_reset (&self->releases);
-    self->nreleases = 0;
-    return rc;
+    return cask_batch_send (&self->releases, self->broker, NULL, CASK_MSG_RELEASE, NULL);
 }
 
 void
 cask_client_forget (cask_client_t *self, cask_record_t *record, bool releasing)
 {
     if (releasing) {
-        if (self->nreleases == 0)
-            cask_put_u32 (&self->releases, 0);
-        cask_put_str8 (&self->releases, cask_str (record->key));
-        self->nreleases++;
-        if (self->releases.size > S_BATCH_BYTES)
+        cask_put_str8 (cask_batch_add (&self->releases), cask_str (record->key));
+        if (self->releases.body.size > S_BATCH_BYTES)
             s_send_releases (self);
     }
-    s_slot_remove (self, record);
+    cask_keymap_remove (self->records, record->key, strlen (record->key));
     cask_value_destroy (&record->value);
     free (record->error);
     free (record);
@@ -684,7 +507,7 @@ s_on_data (cask_client_t *self, cask_rd_t *rd, s_worker_t *worker)
         const char *why = NULL;
         if (found) {
             uint32_t nframes = cask_get_u32 (rd);
-            value = cask_value_decode (rd, &self->in, frame_base, NULL, 0, &why);
+            value = cask_value_decode (rd, &self->in, frame_base, nframes, NULL, 0, &why);
             frame_base += nframes;
         }
         cask_record_t *record = s_record_find (self, key);
@@ -801,14 +624,9 @@ cask_client_wait (cask_client_t *self, cask_client_ready_fn *ready, void *arg, i
 static void
 s_send_gets (cask_client_t *self, s_worker_t *worker)
 {
-    if (worker->ngets == 0)
-        return;
-    cask_buf_patch_u32 (&worker->gets, 0, worker->ngets);
-    if (cask_send (worker->socket, NULL, CASK_MSG_GET, &worker->gets, NULL))
+    if (cask_batch_send (&worker->gets, worker->socket, NULL, CASK_MSG_GET, NULL))
         cask_client_set_error (self, "cannot send GET to worker %u (%s): %s",
                                worker->id, worker->endpoint, zmq_strerror (errno));
-    cask_buf_reset (&worker->gets);
-    worker->ngets = 0;
 }
 
 static void
@@ -831,12 +649,9 @@ s_queue_get (cask_client_t *self, cask_record_t *record)
             return;
         }
     }
-    if (worker->ngets == 0)
-        cask_put_u32 (&worker->gets, 0);
-    cask_put_str8 (&worker->gets, cask_str (record->key));
-    worker->ngets++;
+    cask_put_str8 (cask_batch_add (&worker->gets), cask_str (record->key));
     record->fetching = true;
-    if (worker->ngets >= S_GET_BATCH)
+    if (worker->gets.count >= S_GET_BATCH)
         s_send_gets (self, worker);
 }
 
@@ -892,13 +707,15 @@ s_client_new (const char *address)
                                             : zsys_sprintf ("tcp://%s", address);
     self->context = zmq_ctx_new ();
     self->functions = zhashx_new ();
+    self->records = cask_keymap_new (s_record_key);
     cask_buf_init (&self->body);
+    cask_batch_init (&self->submits);
     cask_buf_init (&self->args);
-    cask_buf_init (&self->releases);
+    cask_batch_init (&self->releases);
     cask_message_init (&self->out);
     cask_message_init (&self->frames);
     cask_message_init (&self->in);
-    if (!self->address || !self->context || !self->functions) {
+    if (!self->address || !self->context || !self->functions || !self->records) {
         cask_client_destroy (&self);
         return NULL;
     }
@@ -964,10 +781,11 @@ cask_client_destroy (cask_client_t **self_p)
     if (self->context)
         zmq_ctx_term (self->context);
     zhashx_destroy (&self->functions);
-    free (self->slots);
+    cask_keymap_destroy (&self->records);
     cask_buf_free (&self->body);
+    cask_batch_free (&self->submits);
     cask_buf_free (&self->args);
-    cask_buf_free (&self->releases);
+    cask_batch_free (&self->releases);
     cask_message_close (&self->out);
     cask_message_close (&self->frames);
     cask_message_close (&self->in);
@@ -1225,18 +1043,15 @@ s_batch_begin (cask_client_t *self)
     //  A RELEASE queued before must reach the broker before a SUBMIT that
     //  may hold the same key again
     s_send_releases (self);
-    cask_buf_reset (&self->body);
-    cask_put_u32 (&self->body, 0);
-    self->nbatch = 0;
+    cask_batch_reset (&self->submits);
 }
 
 static int
 s_batch_send (cask_client_t *self)
 {
-    if (self->nbatch == 0)
+    if (self->submits.count == 0)
         return 0;
-    cask_buf_patch_u32 (&self->body, 0, self->nbatch);
-    int rc = cask_send (self->broker, NULL, CASK_MSG_SUBMIT, &self->body, &self->out);
+    int rc = cask_batch_send (&self->submits, self->broker, NULL, CASK_MSG_SUBMIT, &self->out);
     if (rc)
         cask_client_set_error (self, "cannot send to the broker at %s: %s",
                                self->address, zmq_strerror (errno));
@@ -1247,22 +1062,22 @@ s_batch_send (cask_client_t *self)
 static bool
 s_batch_full (cask_client_t *self)
 {
-    return self->body.size > S_BATCH_BYTES || self->out.nframes > S_BATCH_FRAMES;
+    return self->submits.body.size > S_BATCH_BYTES || self->out.nframes > S_BATCH_FRAMES;
 }
 
 //  Appends the task's record to the batch, its frames to the message
 static void
 s_batch_add (cask_client_t *self, const char *key, uint32_t fn)
 {
-    cask_task_put_head (&self->body, cask_str (key), fn, 0, 0, (uint32_t) self->ndeps);
+    cask_buf_t *body = cask_batch_add (&self->submits);
+    cask_task_put_head (body, cask_str (key), fn, 0, 0, (uint32_t) self->ndeps);
     for (size_t index = 0; index < self->ndeps; index++)
-        cask_put_str8 (&self->body, cask_str (self->deps [index]->key));
+        cask_put_str8 (body, cask_str (self->deps [index]->key));
     cask_str_t args = { (const char *) self->args.data, self->args.size };
-    cask_task_put_tail (&self->body, (uint32_t) self->frames.nframes, args);
+    cask_task_put_tail (body, (uint32_t) self->frames.nframes, args);
     for (size_t index = 0; index < self->frames.nframes; index++)
         cask_message_move_frame (&self->out, &self->frames.frames [index]);
     self->frames.nframes = 0;   //  all moved out, nothing left to close
-    self->nbatch++;
 }
 
 //  A future for fn(args): a new handle on the record of an equal task we
@@ -1281,11 +1096,13 @@ s_task_add (cask_client_t *self, const char *fn, uint32_t fn_id, const cask_valu
     else {
         char key [CASK_MAX_KEY + 1];
         s_task_key (self, fn, key);
-        cask_record_t *record = s_record_lookup (self, key, strlen (key));
+        size_t size = strlen (key);
+        uint64_t hash = cask_keymap_hash (self->records, key, size);
+        cask_record_t *record = cask_keymap_lookup_hashed (self->records, key, size, hash);
         //  Cancelled means the broker let go of it: submit it again
         bool fresh = !record || record->status == CASK_CANCELLED;
         if (!record)
-            record = s_record_new (self, key);
+            record = s_record_new (self, key, hash);
         future = record ? cask_future_new (self, record) : NULL;
         if (!future) {
             if (record && record->handles == 0)

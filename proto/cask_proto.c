@@ -596,6 +596,53 @@ cask_send_error (void *socket, cask_message_t *request, uint16_t code,
 }
 
 //  ---------------------------------------------------------------------
+//  Batches
+
+void
+cask_batch_init (cask_batch_t *self)
+{
+    cask_buf_init (&self->body);
+    self->count = 0;
+}
+
+void
+cask_batch_reset (cask_batch_t *self)
+{
+    cask_buf_reset (&self->body);
+    self->count = 0;
+}
+
+void
+cask_batch_free (cask_batch_t *self)
+{
+    cask_buf_free (&self->body);
+    self->count = 0;
+}
+
+cask_buf_t *
+cask_batch_add (cask_batch_t *self)
+{
+    if (self->count == 0) {
+        cask_buf_reset (&self->body);
+        cask_put_u32 (&self->body, 0);
+    }
+    self->count++;
+    return &self->body;
+}
+
+int
+cask_batch_send (cask_batch_t *self, void *socket, const zmq_msg_t *routing,
+                 uint8_t command, cask_message_t *msg)
+{
+    if (self->count == 0)
+        return 0;
+    cask_buf_patch_u32 (&self->body, 0, self->count);
+    int rc = cask_send (socket, routing, command, &self->body, msg);
+    cask_batch_reset (self);
+    return rc;
+}
+
+//  ---------------------------------------------------------------------
 //  Values
 
 enum {
@@ -730,6 +777,7 @@ typedef struct {
     cask_rd_t *rd;
     cask_message_t *msg;
     size_t frame_base;
+    size_t nframes;             //  the record's frames, from frame_base on
     cask_value_t **refs;
     size_t nrefs;
     const char *why;            //  first reason found
@@ -783,11 +831,10 @@ s_decode_bytes (s_decoder_t *self)
     uint32_t index = cask_get_u32 (self->rd);
     if (self->rd->failed)
         return s_decode_fail (self, "value truncated");
-    cask_message_t *msg = self->msg;
-    if (!msg || self->frame_base > msg->nframes
-    ||  index >= msg->nframes - self->frame_base)
+    //  The record's own frames only: never those of the records after it
+    if (index >= self->nframes)
         return s_decode_fail (self, "payload frame index out of range");
-    zmq_msg_t *frame = &msg->frames [self->frame_base + index];
+    zmq_msg_t *frame = &self->msg->frames [self->frame_base + index];
     if (s_frame_is_taken (frame))
         return s_decode_fail (self, "payload frame used twice");
     cask_value_t *value = cask_value_from_frame (frame);
@@ -859,9 +906,16 @@ s_decode (s_decoder_t *self, int depth)
 
 cask_value_t *
 cask_value_decode (cask_rd_t *rd, cask_message_t *msg, size_t frame_base,
-                   cask_value_t **refs, size_t nrefs, const char **why)
+                   size_t nframes, cask_value_t **refs, size_t nrefs, const char **why)
 {
-    s_decoder_t decoder = { rd, msg, frame_base, refs, nrefs, NULL };
+    s_decoder_t decoder = { rd, msg, frame_base, nframes, refs, nrefs, NULL };
+    size_t available = msg ? msg->nframes : 0;
+    if (frame_base > available || nframes > available - frame_base) {
+        rd->failed = true;
+        if (why)
+            *why = "the record's payload frames are not all in the message";
+        return NULL;
+    }
     if (rd->failed) {
         if (why)
             *why = "value truncated";

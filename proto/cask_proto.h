@@ -189,6 +189,26 @@ int cask_send_error (void *socket, cask_message_t *request, uint16_t code,
                      const char *text);
 
 //  ---------------------------------------------------------------------
+//  A batch being built: a body of u32 count then count records, for one
+//  command to one peer. The count is patched in when the batch is sent.
+typedef struct {
+    cask_buf_t body;
+    uint32_t count;             //  records in body; 0: empty
+} cask_batch_t;
+
+void cask_batch_init (cask_batch_t *self);
+void cask_batch_reset (cask_batch_t *self); //  drops the records, keeps memory
+void cask_batch_free (cask_batch_t *self);
+//  Counts one more record (opening the body when the batch is empty) and
+//  returns the body to write the record to.
+cask_buf_t *cask_batch_add (cask_batch_t *self);
+//  Sends the batch as command (routing and msg as cask_send takes them)
+//  if it has records, and empties it either way. Returns 0, or -1 when the
+//  send failed (errno from ZeroMQ).
+int cask_batch_send (cask_batch_t *self, void *socket, const zmq_msg_t *routing,
+                     uint8_t command, cask_message_t *msg);
+
+//  ---------------------------------------------------------------------
 //  Values on the wire (tags in PROTOCOL.md). Bytes values become payload
 //  frames of msg (by reference); a REF value is written as the dependency
 //  index that ref_index returns for it (or the encode fails if ref_index is
@@ -202,14 +222,18 @@ int cask_value_encode (const cask_value_t *value, cask_buf_t *body,
                        cask_message_t *msg, cask_ref_index_fn *ref_index,
                        void *ref_arg);
 
-//  Decodes one value. Payload frame indices in the encoding are relative to
-//  frame_base in msg; the bytes values take their frames out of msg without
-//  a copy (each frame can be taken once). A REF i decodes as a new reference
-//  to refs[i] (i < nrefs), anything else is malformed. Returns the new
-//  value, or NULL with rd->failed set (and *why says why, when not NULL).
+//  Decodes one value, the value of a record whose payload frames are the
+//  nframes frames of msg from frame_base on. Payload frame indices in the
+//  encoding are relative to frame_base and must be below nframes, so a
+//  record cannot reach the frames of another; the bytes values take their
+//  frames out of msg without a copy (each frame can be taken once). A REF i
+//  decodes as a new reference to refs[i] (i < nrefs), anything else is
+//  malformed. Returns the new value, or NULL with rd->failed set (and *why
+//  says why, when not NULL); frames past the end of msg are malformed too.
 cask_value_t *cask_value_decode (cask_rd_t *rd, cask_message_t *msg,
-                                 size_t frame_base, cask_value_t **refs,
-                                 size_t nrefs, const char **why);
+                                 size_t frame_base, size_t nframes,
+                                 cask_value_t **refs, size_t nrefs,
+                                 const char **why);
 
 //  REF values (client side): a value that stands for target (a future).
 cask_value_t *cask_value_new_ref (void *target);

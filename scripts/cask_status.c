@@ -7,55 +7,11 @@
     workers. --count prints only the number of workers. Exits 0 on a
     report (with enough workers), 1 on timeout, 2 on bad usage.
 */
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
-#include <cjson/cJSON.h>
-#include <zmq.h>
-#include "cask_proto.h"
-
-static int64_t s_now_ms (void)
-{
-    struct timespec ts;
-    clock_gettime (CLOCK_MONOTONIC, &ts);
-    return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-//  One STATUS round trip on a fresh socket; the REPORT body parsed, or NULL.
-static cJSON *s_report (void *ctx, const char *endpoint, int timeout_ms)
-{
-    void *socket = zmq_socket (ctx, ZMQ_DEALER);
-    if (!socket)
-        return NULL;
-    int linger = 0;
-    zmq_setsockopt (socket, ZMQ_LINGER, &linger, sizeof linger);
-    cJSON *json = NULL;
-    cask_buf_t body;
-    cask_buf_init (&body);
-    if (zmq_connect (socket, endpoint) == 0
-    &&  cask_send (socket, NULL, CASK_MSG_STATUS, &body, NULL) == 0) {
-        zmq_pollitem_t item = { socket, 0, ZMQ_POLLIN, 0 };
-        cask_message_t msg;
-        cask_message_init (&msg);
-        const char *why = NULL;
-        if (zmq_poll (&item, 1, timeout_ms) == 1
-        &&  cask_message_recv (&msg, socket, false, ZMQ_DONTWAIT, &why) == CASK_RECV_OK
-        &&  msg.command == CASK_MSG_REPORT)
-            json = cJSON_ParseWithLength (zmq_msg_data (&msg.body), zmq_msg_size (&msg.body));
-        cask_message_close (&msg);
-    }
-    cask_buf_free (&body);
-    zmq_close (socket);
-    return json;
-}
-
-static int s_nworkers (const cJSON *report)
-{
-    const cJSON *workers = cJSON_GetObjectItemCaseSensitive (report, "workers");
-    return cJSON_IsArray (workers) ? cJSON_GetArraySize (workers) : -1;
-}
+#include <czmq.h>
+#include "cask_report.h"
 
 static int s_usage (void)
 {
@@ -92,19 +48,18 @@ int main (int argc, char *argv [])
         snprintf (address, sizeof address, "%s", endpoint);
 
     void *ctx = zmq_ctx_new ();
-    int64_t deadline = s_now_ms () + timeout_ms;
+    int64_t deadline = zclock_mono () + timeout_ms;
     cJSON *report = NULL;
     for (;;) {
-        int64_t left = deadline - s_now_ms ();
-        report = s_report (ctx, address, left > 1000 ? 1000 : left > 0 ? (int) left : 0);
-        if (report && s_nworkers (report) >= want_workers)
+        int64_t left = deadline - zclock_mono ();
+        report = cask_report_fetch (ctx, address, left > 1000 ? 1000 : left > 0 ? (int) left : 0);
+        if (report && cask_report_nworkers (report) >= want_workers)
             break;
         cJSON_Delete (report);
         report = NULL;
-        if (s_now_ms () >= deadline)
+        if (zclock_mono () >= deadline)
             break;
-        struct timespec nap = { 0, 50 * 1000000 };
-        nanosleep (&nap, NULL);
+        zclock_sleep (50);
     }
     zmq_ctx_term (ctx);
     if (!report) {
@@ -117,7 +72,7 @@ int main (int argc, char *argv [])
         return 1;
     }
     if (count)
-        printf ("%d\n", s_nworkers (report));
+        printf ("%d\n", cask_report_nworkers (report));
     else {
         char *text = cJSON_Print (report);
         if (text)

@@ -16,6 +16,7 @@
 */
 #define _GNU_SOURCE
 #include "cask_harness.h"
+#include "cask_report.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -96,6 +97,29 @@ static char *s_strdup_printf (const char *format, ...)
     return s;
 }
 
+//  True when the environment variable name is set to anything but "" or
+//  "0" (the harness's switches).
+static bool s_switch (const char *name)
+{
+    const char *value = getenv (name);
+    return value && *value && strcmp (value, "0") != 0;
+}
+
+//  Path of the program name found on $PATH, or NULL. The caller frees it.
+static char *s_which (const char *name)
+{
+    const char *dir = getenv ("PATH");
+    while (dir && *dir) {
+        size_t len = strcspn (dir, ":");
+        char *file = s_strdup_printf ("%.*s/%s", (int) len, dir, name);
+        if (file && len > 0 && access (file, X_OK) == 0)
+            return file;
+        free (file);
+        dir += len + (dir [len] == ':');
+    }
+    return NULL;
+}
+
 //  Plain write(2)s: these also run in forked children.
 static void s_write_all (int fd, const char *data, size_t size)
 {
@@ -152,8 +176,7 @@ static int s_rm_entry (const char *path, const struct stat *st, int flag,
 //  Removes dir and all in it, unless CASK_HARNESS_KEEP asks to keep it.
 static void s_remove_dir (const char *dir)
 {
-    const char *keep = getenv ("CASK_HARNESS_KEEP");
-    if (keep && *keep && strcmp (keep, "0") != 0)
+    if (s_switch ("CASK_HARNESS_KEEP"))
         fprintf (stderr, "cask_harness: kept %s\n", dir);
     else
         nftw (dir, s_rm_entry, 16, FTW_DEPTH | FTW_PHYS);
@@ -267,21 +290,71 @@ static void s_child_exec (char *const argv [], const char *log, pid_t parent)
     _exit (127);
 }
 
+//  With CASK_HARNESS_VALGRIND set, the broker and workers run under
+//  valgrind's memcheck: a memory error or a leak makes the process exit
+//  with status 33, which fails the test when the harness stops it.
+static const char *const s_valgrind_options [] = {
+    "--leak-check=full", "--errors-for-leak-kinds=definite,indirect",
+    "--error-exitcode=33", "-q", NULL
+};
+
+//  argv to run, under valgrind when asked: a new array in *wrapped (free
+//  it and its first string), else *wrapped is NULL. Returns 0 or -1.
+static int s_valgrind_argv (char *const argv [], char ***wrapped)
+{
+    *wrapped = NULL;
+    if (!s_switch ("CASK_HARNESS_VALGRIND"))
+        return 0;
+    size_t noptions = sizeof s_valgrind_options / sizeof s_valgrind_options [0] - 1;
+    size_t argc = 0;
+    while (argv [argc])
+        argc++;
+    char **command = calloc (1 + noptions + argc + 1, sizeof *command);
+    char *valgrind = s_which ("valgrind");
+    if (!command || !valgrind) {
+        fprintf (stderr, "cask_harness: CASK_HARNESS_VALGRIND is set but %s\n",
+                 valgrind ? "memory ran out" : "there is no valgrind on PATH");
+        free (command);
+        free (valgrind);
+        return -1;
+    }
+    command [0] = valgrind;
+    for (size_t i = 0; i < noptions; i++)
+        command [1 + i] = (char *) s_valgrind_options [i];
+    memcpy (command + 1 + noptions, argv, argc * sizeof *command);
+    *wrapped = command;
+    return 0;
+}
+
+//  How much longer processes take to stop under valgrind (leak checks).
+static int s_slowdown (void)
+{
+    return s_switch ("CASK_HARNESS_VALGRIND") ? 4 : 1;
+}
+
 static int s_spawn (s_proc_t *proc, char *const argv [], const char *log,
                     const char *label)
 {
     memset (proc, 0, sizeof *proc);
     proc->log = strdup (log);
     proc->label = strdup (label);
+    char **wrapped;
+    if (s_valgrind_argv (argv, &wrapped)) {
+        proc->exited = true;
+        return -1;
+    }
     pid_t parent = getpid ();
     pid_t pid = fork ();
+    if (pid == 0)
+        s_child_exec (wrapped ? wrapped : argv, log, parent);
+    if (wrapped)
+        free (wrapped [0]);
+    free (wrapped);
     if (pid < 0) {
         fprintf (stderr, "cask_harness: fork: %s\n", strerror (errno));
         proc->exited = true;
         return -1;
     }
-    if (pid == 0)
-        s_child_exec (argv, log, parent);
     proc->pid = pid;
     return 0;
 }
@@ -306,12 +379,13 @@ static bool s_proc_stop (s_proc_t *proc)
 {
     if (s_proc_alive (proc)) {
         kill (proc->pid, SIGTERM);
-        int64_t deadline = cask_harness_now_ms () + GRACE_MS;
+        int grace_ms = GRACE_MS * s_slowdown ();
+        int64_t deadline = cask_harness_now_ms () + grace_ms;
         while (s_proc_alive (proc) && cask_harness_now_ms () < deadline)
             s_sleep_ms (10);
         if (s_proc_alive (proc)) {
             fprintf (stderr, "cask_harness: %s (pid %d) ignored SIGTERM for %d ms, killing it\n",
-                     proc->label, (int) proc->pid, GRACE_MS);
+                     proc->label, (int) proc->pid, grace_ms);
             kill (proc->pid, SIGKILL);
             int status;
             if (waitpid (proc->pid, &status, 0) == proc->pid)
@@ -383,8 +457,7 @@ const char *cask_harness_noexports_lib (void)
 
 static bool s_verbose (void)
 {
-    const char *v = getenv ("CASK_HARNESS_VERBOSE");
-    return v && *v && strcmp (v, "0") != 0;
+    return s_switch ("CASK_HARNESS_VERBOSE");
 }
 
 
@@ -604,8 +677,7 @@ int cask_harness_wait_workers (cask_harness_t *self, size_t n, int timeout_ms)
     int64_t seen = -1;
     do {
         cJSON *report = cask_harness_broker_report (self, 2000);
-        cJSON *workers = cJSON_GetObjectItemCaseSensitive (report, "workers");
-        seen = cJSON_IsArray (workers) ? cJSON_GetArraySize (workers) : -1;
+        seen = cask_report_nworkers (report);
         cJSON_Delete (report);
         if (seen >= 0 && (size_t) seen >= n)
             return 0;
@@ -690,35 +762,7 @@ cask_client_t *cask_harness_client (cask_harness_t *self, const char *lib)
 cJSON *cask_harness_report (cask_harness_t *self, const char *endpoint,
                             int timeout_ms)
 {
-    void *socket = zmq_socket (self->ctx, ZMQ_DEALER);
-    if (!socket)
-        return NULL;
-    int linger = 0;
-    zmq_setsockopt (socket, ZMQ_LINGER, &linger, sizeof linger);
-    cJSON *json = NULL;
-    cask_buf_t body;
-    cask_buf_init (&body);
-    if (zmq_connect (socket, endpoint) == 0
-    &&  cask_send (socket, NULL, CASK_MSG_STATUS, &body, NULL) == 0) {
-        zmq_pollitem_t item = { socket, 0, ZMQ_POLLIN, 0 };
-        int64_t deadline = cask_harness_now_ms () + timeout_ms;
-        int rc;
-        do
-            rc = zmq_poll (&item, 1, (long) (deadline - cask_harness_now_ms ()));
-        while (rc < 0 && errno == EINTR && cask_harness_now_ms () < deadline);
-        cask_message_t msg;
-        cask_message_init (&msg);
-        const char *why = NULL;
-        if (rc == 1
-        &&  cask_message_recv (&msg, socket, false, ZMQ_DONTWAIT, &why) == CASK_RECV_OK
-        &&  msg.command == CASK_MSG_REPORT)
-            json = cJSON_ParseWithLength (zmq_msg_data (&msg.body),
-                                          zmq_msg_size (&msg.body));
-        cask_message_close (&msg);
-    }
-    cask_buf_free (&body);
-    zmq_close (socket);
-    return json;
+    return cask_report_fetch (self->ctx, endpoint, timeout_ms);
 }
 
 cJSON *cask_harness_broker_report (cask_harness_t *self, int timeout_ms)
@@ -808,4 +852,69 @@ void cask_harness_print_logs (cask_harness_t *self)
         s_print_log (self->broker.log, self->broker.label);
     for (size_t i = 0; i < self->nworkers; i++)
         s_print_log (self->workers [i].log, self->workers [i].label);
+}
+
+
+//  ---------------------------------------------------------------------
+//  For Check tests
+
+void cask_harness_test_start (cask_harness_t **self_p, size_t nworkers, int nthreads,
+                              cask_client_t **client_p, const char *lib)
+{
+    *self_p = cask_harness_start (nworkers, nthreads);
+    ck_assert_msg (*self_p != NULL, "cannot start a cluster of %zu workers", nworkers);
+    if (!client_p)
+        return;
+    *client_p = cask_harness_client (*self_p, lib);
+    ck_assert_msg (*client_p != NULL, "cannot connect%s%s", lib ? " and register " : "",
+                   lib ? lib : "");
+}
+
+void cask_harness_test_stop (cask_harness_t **self_p, cask_client_t **client_p)
+{
+    if (client_p)
+        cask_client_destroy (client_p);
+    int rc = *self_p ? cask_harness_stop (*self_p) : 0;
+    cask_harness_destroy (self_p);
+    ck_assert_msg (rc == 0, "the cluster did not stop cleanly");
+}
+
+//  What cask_harness_fixture asked for; Check's fixtures take no arguments.
+static struct {
+    cask_harness_t **self_p;
+    size_t nworkers;
+    int nthreads;
+    cask_client_t **client_p;
+    const char *lib;
+} s_fixture;
+
+static void s_fixture_setup (void)
+{
+    cask_harness_test_start (s_fixture.self_p, s_fixture.nworkers, s_fixture.nthreads,
+                             s_fixture.client_p, s_fixture.lib);
+}
+
+static void s_fixture_teardown (void)
+{
+    cask_harness_test_stop (s_fixture.self_p, s_fixture.client_p);
+}
+
+void cask_harness_fixture (TCase *tc, cask_harness_t **self_p, size_t nworkers,
+                           int nthreads, cask_client_t **client_p, const char *lib)
+{
+    s_fixture.self_p = self_p;
+    s_fixture.nworkers = nworkers;
+    s_fixture.nthreads = nthreads;
+    s_fixture.client_p = client_p;
+    s_fixture.lib = lib;
+    tcase_add_checked_fixture (tc, s_fixture_setup, s_fixture_teardown);
+}
+
+int64_t cask_harness_int (cask_client_t *client, cask_future_t *future, int timeout_ms)
+{
+    ck_assert_msg (future != NULL, "submit failed: %s", cask_client_error (client));
+    int64_t value = 0;
+    ck_assert_msg (cask_future_int64 (future, timeout_ms, &value) == 0,
+                   "future %s: %s", cask_future_key (future), cask_future_error (future));
+    return value;
 }

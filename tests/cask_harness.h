@@ -11,11 +11,17 @@
     Binaries come from $CASK_BROKER_BIN and $CASK_WORKER_BIN (set by meson
     test), else from $CASK_BUILD_DIR/{broker,worker}. Set CASK_HARNESS_KEEP=1
     to keep the temp directory, CASK_HARNESS_VERBOSE=1 to start the
-    processes with --verbose.
+    processes with --verbose, CASK_HARNESS_VALGRIND=1 to run them under
+    valgrind (memcheck, full leak check): an error or a definite or
+    indirect leak in the broker or a worker then fails the test.
+
+    The last functions are for Check tests: they fail the running test
+    (ck_assert) when something goes wrong.
 */
 #ifndef CASK_HARNESS_H_INCLUDED
 #define CASK_HARNESS_H_INCLUDED
 
+#include <check.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <sys/types.h>
@@ -107,6 +113,24 @@ const char *cask_harness_noexports_lib (void);
 
 //  Milliseconds of a monotonic clock.
 int64_t cask_harness_now_ms (void);
+
+//  Starts a cluster of nworkers workers of nthreads threads each into
+//  *self_p and, when client_p is not NULL, connects a client into
+//  *client_p that registered the task library lib (none when lib is NULL).
+void cask_harness_test_start (cask_harness_t **self_p, size_t nworkers, int nthreads,
+                              cask_client_t **client_p, const char *lib);
+//  Destroys *client_p (when client_p is not NULL), then stops and destroys
+//  the cluster; fails the test when it did not stop cleanly.
+void cask_harness_test_stop (cask_harness_t **self_p, cask_client_t **client_p);
+//  Adds to tc a checked fixture (run in each test's own process) that
+//  calls cask_harness_test_start with these arguments before each test
+//  and cask_harness_test_stop after it. One such fixture per program.
+void cask_harness_fixture (TCase *tc, cask_harness_t **self_p, size_t nworkers,
+                           int nthreads, cask_client_t **client_p, const char *lib);
+//  The int64 result of future, waiting up to timeout_ms; fails the test
+//  with the future's error, or with client's error when future is NULL
+//  (the submit failed).
+int64_t cask_harness_int (cask_client_t *client, cask_future_t *future, int timeout_ms);
 
 #ifdef __cplusplus
 }

@@ -4,11 +4,11 @@
 */
 #include <check.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "cask_call.h"
 #include "cask_proto.h"
+#include "cask_testutil.h"
 
 static int
 inc (cask_call_t *call)
@@ -296,17 +296,11 @@ END_TEST
 int
 main (void)
 {
-    Suite *suite = suite_create ("call");
     TCase *tc = tcase_create ("call");
     tcase_add_test (tc, test_success);
     tcase_add_test (tc, test_type_messages);
     tcase_add_test (tc, test_count_messages);
     tcase_add_test (tc, test_failures);
     tcase_add_test (tc, test_results);
-    suite_add_tcase (suite, tc);
-    SRunner *runner = srunner_create (suite);
-    srunner_run_all (runner, CK_NORMAL);
-    int failed = srunner_ntests_failed (runner);
-    srunner_free (runner);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return cask_test_run ("call", tc, NULL);
 }

@@ -9,36 +9,16 @@
 #include <string.h>
 #include <unistd.h>
 #include "cask_harness.h"
+#include "cask_testutil.h"
 
 #define RESULT_TIMEOUT 60000
 
 static cask_harness_t *harness;
 static cask_client_t *client;
 
-static void s_setup (void)
-{
-    harness = cask_harness_start (2, 2);
-    ck_assert_msg (harness != NULL, "cannot start a cluster");
-    client = cask_harness_client (harness, cask_harness_tutorial_lib ());
-    ck_assert_msg (client != NULL, "cannot connect and register %s",
-                   cask_harness_tutorial_lib ());
-}
-
-static void s_teardown (void)
-{
-    cask_client_destroy (&client);
-    int rc = cask_harness_stop (harness);
-    cask_harness_destroy (&harness);
-    ck_assert_msg (rc == 0, "the cluster did not stop cleanly");
-}
-
 static int64_t s_int (cask_client_t *owner, cask_future_t *f)
 {
-    ck_assert_msg (f != NULL, "submit failed: %s", cask_client_error (owner));
-    int64_t value = 0;
-    ck_assert_msg (cask_future_int64 (f, RESULT_TIMEOUT, &value) == 0,
-                   "future %s: %s", cask_future_key (f), cask_future_error (f));
-    return value;
+    return cask_harness_int (owner, f, RESULT_TIMEOUT);
 }
 
 //  Waits for f to fail; returns its error message (owned by f).
@@ -260,11 +240,10 @@ START_TEST (test_client_leaves_with_work_in_flight)
 }
 END_TEST
 
-static Suite *s_suite (void)
+int main (void)
 {
-    Suite *suite = suite_create ("errors");
     TCase *tc = tcase_create ("errors");
-    tcase_add_checked_fixture (tc, s_setup, s_teardown);
+    cask_harness_fixture (tc, &harness, 2, 2, &client, cask_harness_tutorial_lib ());
     tcase_set_timeout (tc, 120);
     tcase_add_test (tc, test_unknown_function);
     tcase_add_test (tc, test_wrong_argument_type);
@@ -272,15 +251,5 @@ static Suite *s_suite (void)
     tcase_add_test (tc, test_register_not_a_library);
     tcase_add_test (tc, test_register_twice);
     tcase_add_test (tc, test_client_leaves_with_work_in_flight);
-    suite_add_tcase (suite, tc);
-    return suite;
-}
-
-int main (void)
-{
-    SRunner *runner = srunner_create (s_suite ());
-    srunner_run_all (runner, CK_NORMAL);
-    int failed = srunner_ntests_failed (runner);
-    srunner_free (runner);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return cask_test_run ("errors", tc, NULL);
 }

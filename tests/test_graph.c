@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "cask_graph.h"
+#include "cask_testutil.h"
 
 #define FN_INC 1
 #define FN_ADD 2
@@ -680,10 +681,9 @@ START_TEST (test_random_operations_keep_invariants)
 }
 END_TEST
 
-static Suite *
-s_suite (void)
+int
+main (void)
 {
-    Suite *suite = suite_create ("graph");
     TCase *tc = tcase_create ("core");
     tcase_add_checked_fixture (tc, s_setup, s_teardown);
     tcase_add_test (tc, test_dispatch_when_deps_in_memory);
@@ -699,16 +699,5 @@ s_suite (void)
     tcase_add_test (tc, test_lost_chain_recomputed_from_the_start);
     tcase_add_test (tc, test_long_chain_and_fan_in);
     tcase_add_loop_test (tc, test_random_operations_keep_invariants, 0, 8);
-    suite_add_tcase (suite, tc);
-    return suite;
-}
-
-int
-main (void)
-{
-    SRunner *runner = srunner_create (s_suite ());
-    srunner_run_all (runner, CK_NORMAL);
-    int failed = srunner_ntests_failed (runner);
-    srunner_free (runner);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return cask_test_run ("graph", tc, NULL);
 }

@@ -14,16 +14,19 @@
 #include <unistd.h>
 #include <zmq.h>
 #include "cask_harness.h"
+#include "cask_report.h"
+#include "cask_testutil.h"
 
 #define REPLY_TIMEOUT 10000
 
 static cask_harness_t *harness;
 static void *ctx;
 
+//  Each test gets one worker of two threads, and a context for its raw
+//  sockets.
 static void s_setup (void)
 {
-    harness = cask_harness_start (1, 2);
-    ck_assert_msg (harness != NULL, "cannot start a cluster");
+    cask_harness_test_start (&harness, 1, 2, NULL, NULL);
     ctx = zmq_ctx_new ();
     ck_assert_ptr_nonnull (ctx);
 }
@@ -31,9 +34,7 @@ static void s_setup (void)
 static void s_teardown (void)
 {
     zmq_ctx_term (ctx);
-    int rc = cask_harness_stop (harness);
-    cask_harness_destroy (&harness);
-    ck_assert_msg (rc == 0, "the cluster did not stop cleanly");
+    cask_harness_test_stop (&harness, NULL);
 }
 
 static void *s_dealer (const char *endpoint)
@@ -504,8 +505,7 @@ START_TEST (test_broker_survives_fake_worker)
     int64_t workers = -1;
     while (cask_harness_now_ms () < deadline) {
         cJSON *report = cask_harness_broker_report (harness, 2000);
-        cJSON *list = cJSON_GetObjectItemCaseSensitive (report, "workers");
-        workers = cJSON_IsArray (list) ? cJSON_GetArraySize (list) : -1;
+        workers = cask_report_nworkers (report);
         cJSON_Delete (report);
         if (workers == 1)
             break;
@@ -529,9 +529,9 @@ static bool s_expect_data (void *socket, const char *key, int64_t *x)
     ck_assert_msg (cask_str_eq (got, key), "DATA for another key");
     bool found = cask_get_u8 (&rd) == 1;
     if (found) {
-        cask_get_u32 (&rd);
+        uint32_t nframes = cask_get_u32 (&rd);
         const char *why = NULL;
-        cask_value_t *value = cask_value_decode (&rd, &msg, 0, NULL, 0, &why);
+        cask_value_t *value = cask_value_decode (&rd, &msg, 0, nframes, NULL, 0, &why);
         ck_assert_msg (value != NULL, "DATA value: %s", why ? why : "?");
         ck_assert_int_eq (cask_value_int64 (value, x), 0);
         cask_value_destroy (&value);
@@ -615,9 +615,8 @@ START_TEST (test_worker_peer_socket)
 }
 END_TEST
 
-static Suite *s_suite (void)
+int main (void)
 {
-    Suite *suite = suite_create ("hostile");
     TCase *tc = tcase_create ("hostile");
     tcase_add_checked_fixture (tc, s_setup, s_teardown);
     tcase_set_timeout (tc, 120);
@@ -625,15 +624,5 @@ static Suite *s_suite (void)
     tcase_add_test (tc, test_broker_rejects_bad_submits);
     tcase_add_test (tc, test_broker_survives_fake_worker);
     tcase_add_test (tc, test_worker_peer_socket);
-    suite_add_tcase (suite, tc);
-    return suite;
-}
-
-int main (void)
-{
-    SRunner *runner = srunner_create (s_suite ());
-    srunner_run_all (runner, CK_NORMAL);
-    int failed = srunner_ntests_failed (runner);
-    srunner_free (runner);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return cask_test_run ("hostile", tc, NULL);
 }

@@ -216,7 +216,8 @@ s_decode_any (const void *body, size_t size, cask_message_t *msg, const char **w
         refs [index] = cask_int64 (100 + index);
     cask_rd_t rd;
     cask_rd_init (&rd, body, size);
-    cask_value_t *value = cask_value_decode (&rd, msg, 0, refs, 4, why);
+    size_t nframes = msg ? msg->nframes : 0;
+    cask_value_t *value = cask_value_decode (&rd, msg, 0, nframes, refs, 4, why);
     if (!value)
         ck_assert (rd.failed);
     else
@@ -340,21 +341,63 @@ START_TEST (test_value_frames_relative)
 
     cask_rd_t rd;
     cask_rd_init (&rd, body.data, body.size);
-    cask_value_t *decoded = cask_value_decode (&rd, &msg, 1, NULL, 0, NULL);
+    cask_value_t *decoded = cask_value_decode (&rd, &msg, 1, 2, NULL, 0, NULL);
     ck_assert (cask_value_equal (value, decoded));
     ck_assert (cask_rd_done (&rd));
     //  The other record's frame is still there
     ck_assert_uint_eq (zmq_msg_size (&msg.frames [0]), 12);
 
-    //  A base past the frames is out of range
+    //  Frames past the end of the message are refused, even unused ones
     cask_rd_init (&rd, body.data, body.size);
     const char *why = NULL;
-    ck_assert_ptr_null (cask_value_decode (&rd, &msg, 7, NULL, 0, &why));
-    ck_assert_str_eq (why, "payload frame index out of range");
+    ck_assert_ptr_null (cask_value_decode (&rd, &msg, 7, 0, NULL, 0, &why));
+    ck_assert_str_eq (why, "the record's payload frames are not all in the message");
+    ck_assert (rd.failed);
+    cask_rd_init (&rd, body.data, body.size);
+    ck_assert_ptr_null (cask_value_decode (&rd, &msg, 1, 3, NULL, 0, &why));
+    ck_assert_str_eq (why, "the record's payload frames are not all in the message");
 
     cask_value_destroy (&decoded);
     cask_value_destroy (&value);
     cask_buf_free (&body);
+    cask_message_close (&msg);
+}
+END_TEST
+
+START_TEST (test_value_record_own_frames)
+{
+    //  Two records of one message, a frame each: the first must not reach
+    //  the second's frame by an index past its own frames
+    cask_message_t msg;
+    cask_message_init (&msg);
+    ck_assert_int_eq (cask_message_add_frame (&msg, "mine", 4), 0);
+    ck_assert_int_eq (cask_message_add_frame (&msg, "theirs", 6), 1);
+    const char *why = NULL;
+    cask_rd_t rd;
+    const uint8_t reach_next [] = { 0x06, 1, 0, 0, 0 };
+    cask_rd_init (&rd, reach_next, sizeof reach_next);
+    ck_assert_ptr_null (cask_value_decode (&rd, &msg, 0, 1, NULL, 0, &why));
+    ck_assert_str_eq (why, "payload frame index out of range");
+    ck_assert (rd.failed);
+    const uint8_t list_reach_next [] = { 0x07, 2, 0, 0, 0, 0x00, 0x06, 1, 0, 0, 0 };
+    cask_rd_init (&rd, list_reach_next, sizeof list_reach_next);
+    ck_assert_ptr_null (cask_value_decode (&rd, &msg, 0, 1, NULL, 0, &why));
+    ck_assert_str_eq (why, "payload frame index out of range");
+
+    //  Both records still decode their own frames
+    const uint8_t first_frame [] = { 0x06, 0, 0, 0, 0 };
+    const char *names [2] = { "mine", "theirs" };
+    for (size_t record = 0; record < 2; record++) {
+        cask_rd_init (&rd, first_frame, sizeof first_frame);
+        cask_value_t *value = cask_value_decode (&rd, &msg, record, 1, NULL, 0, NULL);
+        ck_assert_ptr_nonnull (value);
+        const void *data;
+        size_t size;
+        ck_assert_int_eq (cask_value_bytes (value, &data, &size), 0);
+        ck_assert_uint_eq (size, strlen (names [record]));
+        ck_assert_mem_eq (data, names [record], size);
+        cask_value_destroy (&value);
+    }
     cask_message_close (&msg);
 }
 END_TEST
@@ -557,18 +600,18 @@ START_TEST (test_value_malformed)
     ck_assert_ptr_null (s_decode_fails (ref_ok, sizeof ref_ok, &msg));
     cask_rd_t rd;
     cask_rd_init (&rd, ref_ok, sizeof ref_ok);
-    ck_assert_ptr_null (cask_value_decode (&rd, &msg, 0, NULL, 0, &why));
+    ck_assert_ptr_null (cask_value_decode (&rd, &msg, 0, msg.nframes, NULL, 0, &why));
     ck_assert_str_eq (why, "ref outside the dependencies");
 
     //  A reader that has already failed yields nothing
     cask_rd_init (&rd, ref_ok, 0);
     cask_get_u8 (&rd);
-    ck_assert_ptr_null (cask_value_decode (&rd, &msg, 0, NULL, 0, &why));
+    ck_assert_ptr_null (cask_value_decode (&rd, &msg, 0, msg.nframes, NULL, 0, &why));
 
     //  Trailing bytes are the caller's to notice
     const uint8_t trailing [] = { 0x00, 0x00 };
     cask_rd_init (&rd, trailing, sizeof trailing);
-    cask_value_t *value = cask_value_decode (&rd, &msg, 0, NULL, 0, NULL);
+    cask_value_t *value = cask_value_decode (&rd, &msg, 0, msg.nframes, NULL, 0, NULL);
     ck_assert_ptr_nonnull (value);
     ck_assert (!cask_rd_done (&rd));
     cask_value_destroy (&value);
@@ -804,7 +847,8 @@ START_TEST (test_records_task_batch)
             cask_value_t *refs [2] = { cask_string ("zero"), cask_string ("one") };
             cask_rd_t args;
             cask_rd_init (&args, task.args.ptr, task.args.len);
-            cask_value_t *value = cask_value_decode (&args, &msg, frame_base, refs, 2, NULL);
+            cask_value_t *value = cask_value_decode (&args, &msg, frame_base, task.nframes,
+                                                     refs, 2, NULL);
             ck_assert (cask_rd_done (&args));
             ck_assert_uint_eq (cask_value_size (value), 2);
             if (record == 0) {
@@ -1003,6 +1047,53 @@ s_round_trip_over (const char *transport)
     s_pair_close (&pair);
 }
 
+START_TEST (test_batch_send)
+{
+    s_pair_t pair;
+    s_pair_open (&pair, "inproc");
+    cask_batch_t batch;
+    cask_batch_init (&batch);
+    //  Nothing goes out for an empty batch
+    ck_assert_int_eq (cask_batch_send (&batch, pair.dealer, NULL, CASK_MSG_RELEASE, NULL), 0);
+
+    cask_put_str8 (cask_batch_add (&batch), cask_str ("a"));
+    cask_put_str8 (cask_batch_add (&batch), cask_str ("bc"));
+    ck_assert_uint_eq (batch.count, 2);
+    cask_message_t frames;
+    cask_message_init (&frames);
+    ck_assert_int_eq (cask_message_add_frame (&frames, "x", 1), 0);
+    ck_assert_int_eq (cask_batch_send (&batch, pair.dealer, NULL, CASK_MSG_RELEASE, &frames), 0);
+    ck_assert_uint_eq (batch.count, 0);
+    ck_assert_uint_eq (frames.nframes, 0);
+
+    //  Dropped records never go out; the next batch starts afresh
+    cask_put_str8 (cask_batch_add (&batch), cask_str ("dropped"));
+    cask_batch_reset (&batch);
+    cask_put_str8 (cask_batch_add (&batch), cask_str ("d"));
+    ck_assert_int_eq (cask_batch_send (&batch, pair.dealer, NULL, CASK_MSG_RELEASE, NULL), 0);
+
+    cask_message_t in;
+    cask_message_init (&in);
+    const char *why = NULL;
+    const uint8_t first [] = { 2, 0, 0, 0, 1, 'a', 2, 'b', 'c' };
+    ck_assert_int_eq (cask_message_recv (&in, pair.router, true, 0, &why), CASK_RECV_OK);
+    ck_assert_uint_eq (in.command, CASK_MSG_RELEASE);
+    ck_assert_uint_eq (zmq_msg_size (&in.body), sizeof first);
+    ck_assert_mem_eq (zmq_msg_data (&in.body), first, sizeof first);
+    ck_assert_uint_eq (in.nframes, 1);
+    const uint8_t second [] = { 1, 0, 0, 0, 1, 'd' };
+    ck_assert_int_eq (cask_message_recv (&in, pair.router, true, 0, &why), CASK_RECV_OK);
+    ck_assert_uint_eq (zmq_msg_size (&in.body), sizeof second);
+    ck_assert_mem_eq (zmq_msg_data (&in.body), second, sizeof second);
+    ck_assert_uint_eq (in.nframes, 0);
+
+    cask_message_close (&in);
+    cask_message_close (&frames);
+    cask_batch_free (&batch);
+    s_pair_close (&pair);
+}
+END_TEST
+
 START_TEST (test_send_recv_inproc)
 {
     s_round_trip_over ("inproc");
@@ -1058,7 +1149,7 @@ START_TEST (test_send_recv_big_bytes)
     ck_assert (cask_rd_done (&rd));
     cask_rd_t args_rd;
     cask_rd_init (&args_rd, task.args.ptr, task.args.len);
-    cask_value_t *value = cask_value_decode (&args_rd, &in, 0, NULL, 0, NULL);
+    cask_value_t *value = cask_value_decode (&args_rd, &in, 0, task.nframes, NULL, 0, NULL);
     ck_assert (cask_rd_done (&args_rd));
     const void *received;
     size_t size;
@@ -1316,6 +1407,7 @@ main (void)
     tcase_add_test (codec, test_value_round_trips);
     tcase_add_test (codec, test_value_tags);
     tcase_add_test (codec, test_value_frames_relative);
+    tcase_add_test (codec, test_value_record_own_frames);
     tcase_add_test (codec, test_value_zero_copy);
     tcase_add_test (codec, test_value_encode_failures);
     tcase_add_test (codec, test_value_truncated);
@@ -1331,6 +1423,7 @@ main (void)
     TCase *wire = tcase_create ("wire");
     tcase_set_timeout (wire, 60);
     tcase_add_test (wire, test_send_recv_inproc);
+    tcase_add_test (wire, test_batch_send);
     tcase_add_test (wire, test_send_recv_tcp);
     tcase_add_test (wire, test_send_recv_big_bytes);
     tcase_add_test (wire, test_recv_bad_messages);

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "cask_harness.h"
+#include "cask_testutil.h"
 #include "cask_testlib.h"
 
 #define RESULT_TIMEOUT 90000
@@ -18,34 +19,14 @@
 static cask_harness_t *harness;
 static cask_client_t *client;
 
-static void s_stop (void)
-{
-    cask_client_destroy (&client);
-    int rc = cask_harness_stop (harness);
-    cask_harness_destroy (&harness);
-    ck_assert_msg (rc == 0, "the cluster did not stop cleanly");
-}
-
-static void s_start (size_t nworkers, int nthreads, const char *lib)
-{
-    harness = cask_harness_start (nworkers, nthreads);
-    ck_assert_msg (harness != NULL, "cannot start a cluster");
-    client = cask_harness_client (harness, lib);
-    ck_assert_msg (client != NULL, "cannot connect and register %s", lib);
-}
-
 static int64_t s_int (cask_future_t *f)
 {
-    ck_assert_msg (f != NULL, "submit failed: %s", cask_client_error (client));
-    int64_t value = 0;
-    ck_assert_msg (cask_future_int64 (f, RESULT_TIMEOUT, &value) == 0,
-                   "future %s: %s", cask_future_key (f), cask_future_error (f));
-    return value;
+    return cask_harness_int (client, f, RESULT_TIMEOUT);
 }
 
 START_TEST (test_ten_thousand_tasks)
 {
-    s_start (2, 4, cask_harness_tutorial_lib ());
+    cask_harness_test_start (&harness, 2, 4, &client, cask_harness_tutorial_lib ());
     cask_future_t **xs = calloc (NINC, sizeof *xs);
     cask_future_t **ys = calloc (NINC - 1, sizeof *ys);
     ck_assert (xs && ys);
@@ -92,7 +73,7 @@ START_TEST (test_ten_thousand_tasks)
         cask_future_destroy (&ys [i]);
     free (xs);
     free (ys);
-    s_stop ();
+    cask_harness_test_stop (&harness, &client);
 }
 END_TEST
 
@@ -130,7 +111,7 @@ static void s_assert_pattern (const cask_value_t *value, int64_t seed)
 //  worker.
 START_TEST (test_results_move_between_workers)
 {
-    s_start (2, 1, cask_harness_test_lib ());
+    cask_harness_test_start (&harness, 2, 1, &client, cask_harness_test_lib ());
     const int64_t seeds [2] = { 11, 22 };
     cask_future_t *a = cask_submit (client, "make_bytes", cask_int64 (BIG),
                                     cask_int64 (seeds [0]), cask_int64 (400), NULL);
@@ -175,7 +156,7 @@ START_TEST (test_results_move_between_workers)
     cask_future_destroy (&a);
     cask_future_destroy (&b);
     cask_future_destroy (&both);
-    s_stop ();
+    cask_harness_test_stop (&harness, &client);
 }
 END_TEST
 
@@ -183,7 +164,7 @@ END_TEST
 //  them all: whichever worker runs it fetches those the other one made.
 START_TEST (test_tree_of_big_results)
 {
-    s_start (2, 2, cask_harness_test_lib ());
+    cask_harness_test_start (&harness, 2, 2, &client, cask_harness_test_lib ());
     enum { N = 8 };
     int64_t seeds [N];
     cask_future_t *parts [N];
@@ -213,27 +194,16 @@ START_TEST (test_tree_of_big_results)
     for (size_t i = 0; i < N; i++)
         cask_future_destroy (&parts [i]);
     cask_future_destroy (&all);
-    s_stop ();
+    cask_harness_test_stop (&harness, &client);
 }
 END_TEST
 
-static Suite *s_suite (void)
+int main (void)
 {
-    Suite *suite = suite_create ("scale");
     TCase *tc = tcase_create ("scale");
     tcase_set_timeout (tc, 200);
     tcase_add_test (tc, test_ten_thousand_tasks);
     tcase_add_test (tc, test_results_move_between_workers);
     tcase_add_test (tc, test_tree_of_big_results);
-    suite_add_tcase (suite, tc);
-    return suite;
-}
-
-int main (void)
-{
-    SRunner *runner = srunner_create (s_suite ());
-    srunner_run_all (runner, CK_NORMAL);
-    int failed = srunner_ntests_failed (runner);
-    srunner_free (runner);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return cask_test_run ("scale", tc, NULL);
 }

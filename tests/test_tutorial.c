@@ -11,6 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 #include "cask_harness.h"
+#include "cask_testutil.h"
 
 #define RESULT_TIMEOUT 60000
 #define NCHAINS 256
@@ -18,31 +19,10 @@
 static cask_harness_t *harness;
 static cask_client_t *client;
 
-static void s_setup (void)
-{
-    harness = cask_harness_start (2, 2);
-    ck_assert_msg (harness != NULL, "cannot start a cluster");
-    client = cask_harness_client (harness, cask_harness_tutorial_lib ());
-    ck_assert_msg (client != NULL, "cannot connect and register %s",
-                   cask_harness_tutorial_lib ());
-}
-
-static void s_teardown (void)
-{
-    cask_client_destroy (&client);
-    int rc = cask_harness_stop (harness);
-    cask_harness_destroy (&harness);
-    ck_assert_msg (rc == 0, "the cluster did not stop cleanly");
-}
-
 //  The int64 result of f; fails the test with f's error otherwise.
 static int64_t s_int (cask_future_t *f)
 {
-    ck_assert_msg (f != NULL, "submit failed: %s", cask_client_error (client));
-    int64_t value = 0;
-    ck_assert_msg (cask_future_int64 (f, RESULT_TIMEOUT, &value) == 0,
-                   "future %s: %s", cask_future_key (f), cask_future_error (f));
-    return value;
+    return cask_harness_int (client, f, RESULT_TIMEOUT);
 }
 
 static cask_future_t *s_submit1 (const char *fn, cask_value_t *arg)
@@ -323,11 +303,10 @@ START_TEST (test_status_pending_then_finished)
 }
 END_TEST
 
-static Suite *s_suite (void)
+int main (void)
 {
-    Suite *suite = suite_create ("tutorial");
     TCase *tc = tcase_create ("tutorial");
-    tcase_add_checked_fixture (tc, s_setup, s_teardown);
+    cask_harness_fixture (tc, &harness, 2, 2, &client, cask_harness_tutorial_lib ());
     tcase_set_timeout (tc, 180);
     tcase_add_test (tc, test_submit_and_result);
     tcase_add_test (tc, test_chain_dependencies);
@@ -338,15 +317,5 @@ static Suite *s_suite (void)
     tcase_add_test (tc, test_dag);
     tcase_add_test (tc, test_same_submit_same_key);
     tcase_add_test (tc, test_status_pending_then_finished);
-    suite_add_tcase (suite, tc);
-    return suite;
-}
-
-int main (void)
-{
-    SRunner *runner = srunner_create (s_suite ());
-    srunner_run_all (runner, CK_NORMAL);
-    int failed = srunner_ntests_failed (runner);
-    srunner_free (runner);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return cask_test_run ("tutorial", tc, NULL);
 }

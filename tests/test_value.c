@@ -12,14 +12,7 @@
 #include <string.h>
 
 #include "cask_proto.h"
-
-static double
-s_double_from_bits (uint64_t bits)
-{
-    double d;
-    memcpy (&d, &bits, sizeof d);
-    return d;
-}
+#include "cask_testutil.h"
 
 START_TEST (test_type_names)
 {
@@ -83,9 +76,9 @@ END_TEST
 
 START_TEST (test_doubles_bit_exact)
 {
-    cask_value_t *nan1 = cask_double (s_double_from_bits (0x7FF8000000000123ull));
-    cask_value_t *nan2 = cask_double (s_double_from_bits (0x7FF8000000000123ull));
-    cask_value_t *nan3 = cask_double (s_double_from_bits (0x7FF8000000000456ull));
+    cask_value_t *nan1 = cask_double (cask_test_double_from_bits (0x7FF8000000000123ull));
+    cask_value_t *nan2 = cask_double (cask_test_double_from_bits (0x7FF8000000000123ull));
+    cask_value_t *nan3 = cask_double (cask_test_double_from_bits (0x7FF8000000000456ull));
     cask_value_t *zero = cask_double (0.0);
     cask_value_t *negzero = cask_double (-0.0);
     cask_value_t *inf = cask_double (INFINITY);
@@ -413,7 +406,6 @@ END_TEST
 int
 main (void)
 {
-    Suite *suite = suite_create ("value");
     TCase *tc = tcase_create ("value");
     tcase_add_test (tc, test_type_names);
     tcase_add_test (tc, test_scalars);
@@ -427,10 +419,5 @@ main (void)
     tcase_add_test (tc, test_print);
     tcase_add_test (tc, test_nbytes);
     tcase_add_test (tc, test_refcount_threads);
-    suite_add_tcase (suite, tc);
-    SRunner *runner = srunner_create (suite);
-    srunner_run_all (runner, CK_NORMAL);
-    int failed = srunner_ntests_failed (runner);
-    srunner_free (runner);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return cask_test_run ("value", tc, NULL);
 }

@@ -5,10 +5,15 @@
     copying it; dropping it from the store only drops the store's hold.
     Payload sizes are recomputed on removal rather than remembered per key:
     values are immutable, so cask_value_nbytes gives the same answer twice.
+
+    Each result is one entry, its value and its key in one allocation, in
+    a cask_keymap that reads the key in place.
 */
 #include "cask_store.h"
+#include "cask_keymap.h"
 
-#include <czmq.h>
+#include <stdlib.h>
+#include <string.h>
 
 //  DATA replies are split so that no message nears the protocol's limits.
 #define S_DATA_BODY_MAX (16u << 20)
@@ -22,20 +27,35 @@ typedef struct {
     uint32_t count;             //  records in body
 } s_reply_t;
 
+//  A result held.
+typedef struct {
+    cask_value_t *value;
+    size_t key_len;
+    char key [];
+} s_entry_t;
+
 struct _cask_store_t {
-    zhashx_t *values;           //  key -> cask_value_t *
+    cask_keymap_t *entries;     //  by key
     uint64_t bytes;             //  payload bytes of the values held
     uint64_t gets_served;
     uint64_t bytes_served;
     uint64_t gets_missed;
     s_reply_t reply;            //  kept from one GET to the next
 };
-
+static const void *
+s_entry_key (const void *item, size_t *size)
+{
+    const s_entry_t *entry = (const s_entry_t *) item;
+    *size = entry->key_len;
+    return entry->key;
+}
 
 static void
-s_value_destructor (void **item)
+s_entry_destroy (s_entry_t **entry_p)
 {
-    cask_value_destroy ((cask_value_t **) item);
+    cask_value_destroy (&(*entry_p)->value);
+    free (*entry_p);
+    *entry_p = NULL;
 }
 
 cask_store_t *
@@ -43,12 +63,11 @@ cask_store_new (void)
 {
     cask_store_t *self = (cask_store_t *) calloc (1, sizeof (cask_store_t));
     if (self) {
-        self->values = zhashx_new ();
-        if (!self->values) {
+        self->entries = cask_keymap_new (s_entry_key);
+        if (!self->entries) {
             free (self);
             return NULL;
         }
-        zhashx_set_destructor (self->values, s_value_destructor);
         cask_buf_init (&self->reply.body);
         cask_message_init (&self->reply.msg);
     }
@@ -60,7 +79,11 @@ cask_store_destroy (cask_store_t **self_p)
 {
     if (self_p && *self_p) {
         cask_store_t *self = *self_p;
-        zhashx_destroy (&self->values);
+        s_entry_t *entry;
+        size_t cursor = 0;
+        while ((entry = cask_keymap_next (self->entries, &cursor)))
+            s_entry_destroy (&entry);
+        cask_keymap_destroy (&self->entries);
         cask_message_close (&self->reply.msg);
         cask_buf_free (&self->reply.body);
         free (self);
@@ -68,13 +91,39 @@ cask_store_destroy (cask_store_t **self_p)
     }
 }
 
+//  A new entry holding value under key, in the map; NULL when out of
+//  memory (the value is left to the caller).
+static s_entry_t *
+s_entry_new (cask_store_t *self, cask_str_t key, uint64_t hash, cask_value_t *value)
+{
+    s_entry_t *entry = (s_entry_t *) malloc (sizeof (s_entry_t) + key.len);
+    if (!entry)
+        return NULL;
+    entry->value = value;
+    entry->key_len = key.len;
+    if (key.len)
+        memcpy (entry->key, key.ptr, key.len);
+    if (cask_keymap_insert_hashed (self->entries, entry, hash)) {
+        free (entry);
+        return NULL;
+    }
+    return entry;
+}
+
 int
-cask_store_put (cask_store_t *self, const char *key, cask_value_t *value)
+cask_store_put (cask_store_t *self, cask_str_t key, cask_value_t *value)
 {
     if (!value)
         return -1;
-    cask_store_remove (self, key);
-    if (zhashx_insert (self->values, key, value)) {
+    uint64_t hash = cask_keymap_hash (self->entries, key.ptr, key.len);
+    s_entry_t *entry = cask_keymap_lookup_hashed (self->entries, key.ptr, key.len, hash);
+    if (entry) {
+        self->bytes -= cask_value_nbytes (entry->value);
+        cask_value_destroy (&entry->value);
+        entry->value = value;
+    }
+    else
+    if (!s_entry_new (self, key, hash, value)) {
         cask_value_destroy (&value);
         return -1;
     }
@@ -83,25 +132,26 @@ cask_store_put (cask_store_t *self, const char *key, cask_value_t *value)
 }
 
 cask_value_t *
-cask_store_lookup (cask_store_t *self, const char *key)
+cask_store_lookup (cask_store_t *self, cask_str_t key)
 {
-    return (cask_value_t *) zhashx_lookup (self->values, key);
+    s_entry_t *entry = cask_keymap_lookup (self->entries, key.ptr, key.len);
+    return entry ? entry->value : NULL;
 }
 
 void
-cask_store_remove (cask_store_t *self, const char *key)
+cask_store_remove (cask_store_t *self, cask_str_t key)
 {
-    cask_value_t *value = cask_store_lookup (self, key);
-    if (value) {
-        self->bytes -= cask_value_nbytes (value);
-        zhashx_delete (self->values, key);
+    s_entry_t *entry = cask_keymap_remove (self->entries, key.ptr, key.len);
+    if (entry) {
+        self->bytes -= cask_value_nbytes (entry->value);
+        s_entry_destroy (&entry);
     }
 }
 
 size_t
 cask_store_size (cask_store_t *self)
 {
-    return zhashx_size (self->values);
+    return cask_keymap_size (self->entries);
 }
 
 uint64_t
@@ -197,8 +247,7 @@ s_reply_full (s_reply_t *reply)
 static void
 s_serve_key (cask_store_t *self, s_reply_t *reply, cask_str_t key)
 {
-    char name [CASK_MAX_KEY + 1];
-    cask_value_t *value = cask_store_lookup (self, cask_str_copy (key, name, sizeof name));
+    cask_value_t *value = cask_store_lookup (self, key);
     if (value && s_reply_add_value (reply, key, value) == 0) {
         self->gets_served++;
         self->bytes_served += cask_value_nbytes (value);

@@ -19,11 +19,11 @@ void cask_store_destroy (cask_store_t **self_p);
 
 //  Keeps value under key, taking its ownership (also when it fails); a
 //  value already held under key is replaced. Returns 0 or -1.
-int cask_store_put (cask_store_t *self, const char *key, cask_value_t *value);
+int cask_store_put (cask_store_t *self, cask_str_t key, cask_value_t *value);
 //  The value held under key (borrowed), or NULL.
-cask_value_t *cask_store_lookup (cask_store_t *self, const char *key);
+cask_value_t *cask_store_lookup (cask_store_t *self, cask_str_t key);
 //  Drops the value held under key, if any.
-void cask_store_remove (cask_store_t *self, const char *key);
+void cask_store_remove (cask_store_t *self, cask_str_t key);
 
 //  Answers request, a GET received on router, with DATA. Returns 0, or -1
 //  when the request is malformed (nothing was sent; why says what).

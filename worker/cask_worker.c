@@ -21,15 +21,24 @@
 */
 #include "cask_worker.h"
 #include "cask_call.h"
+#include "cask_keymap.h"
 #include "cask_library.h"
+#include "cask_log.h"
 #include "cask_store.h"
 
 #include <arpa/inet.h>
 #include <cjson/cJSON.h>
-#include <czmq.h>
+#include <errno.h>
 #include <netdb.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
 
 #define S_DRAIN_MAX 100000              //  messages per socket per wake-up
 #define S_BATCH_MAX (1u << 20)          //  a DONE or GET body this big goes at once
@@ -79,8 +88,7 @@ struct _s_fetch_t {
 struct _s_peer_t {
     char endpoint [CASK_MAX_KEY + 1];
     void *socket;                       //  DEALER
-    cask_buf_t get;                     //  GET batch being built
-    uint32_t count;                     //  keys in it
+    cask_batch_t get;                   //  GET batch being built
     size_t waiting;                     //  fetches outstanding
     int64_t progress_at;                //  last answer, or when waiting began
     bool dead;                          //  given up, closed at the next flush
@@ -111,6 +119,7 @@ struct _cask_worker_t {
     void *broker;                       //  DEALER
     void *router;                       //  ROUTER, peer endpoint
     void *finished;                     //  PULL from the executors
+    cask_log_t *log;
     cask_store_t *store;
     cask_libraries_t *libraries;
     s_pool_t pool;
@@ -120,14 +129,13 @@ struct _cask_worker_t {
     size_t cappeers;
     zmq_pollitem_t *items;
     size_t capitems;
-    zhashx_t *fetches;                  //  key -> s_fetch_t
+    cask_keymap_t *fetches;             //  s_fetch_t by key
     s_job_t *free_jobs;
     s_job_t *every_job;
     size_t jobs_in_flight;
     s_job_t *ready_head;                //  decoded, to hand to the pool
     s_job_t *ready_tail;
-    cask_buf_t done;                    //  DONE batch being built
-    uint32_t ndone;
+    cask_batch_t done;                  //  DONE batch being built
     cask_buf_t scratch;                 //  for one-off messages
     cask_message_t msg;                 //  last received
     int64_t next_tick;
@@ -139,36 +147,33 @@ struct _cask_worker_t {
 
 static void s_job_fetched (cask_worker_t *self, s_job_t *job);
 
-//  ---------------------------------------------------------------------
-//  Logging: errors and warnings always, the rest with --verbose.
-
-static void
-s_log (cask_worker_t *self, char level, const char *format, ...)
-    __attribute__ ((format (printf, 3, 4)));
-
-static void
-s_log (cask_worker_t *self, char level, const char *format, ...)
-{
-    if (!self->config.verbose && level != 'E' && level != 'W')
-        return;
-    char line [1024];
-    va_list args;
-    va_start (args, format);
-    vsnprintf (line, sizeof line, format, args);
-    va_end (args);
-    time_t now = time (NULL);
-    struct tm tm;
-    char stamp [32];
-    strftime (stamp, sizeof stamp, "%H:%M:%S", localtime_r (&now, &tm));
-    fprintf (stderr, "%c: %s %s: %s\n", level, stamp, self->name, line);
-}
-
 static int64_t
 s_now_us (void)
 {
     struct timespec ts;
     clock_gettime (CLOCK_MONOTONIC, &ts);
     return (int64_t) ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+//  ---------------------------------------------------------------------
+//  Receiving
+
+//  Handles the message just received into self->msg; why is NULL, or says
+//  why the message is malformed. Returns false to read no more for now.
+typedef bool (s_handler_fn) (cask_worker_t *self, void *arg, const char *why);
+
+//  Hands each message waiting on socket to handle, up to S_DRAIN_MAX.
+static void
+s_drain (cask_worker_t *self, void *socket, bool routed, s_handler_fn *handle, void *arg)
+{
+    for (int count = 0; count < S_DRAIN_MAX; count++) {
+        const char *why = NULL;
+        cask_recv_t rc = cask_message_recv (&self->msg, socket, routed, ZMQ_DONTWAIT, &why);
+        if (rc == CASK_RECV_AGAIN || rc == CASK_RECV_TERM)
+            break;
+        if (!handle (self, arg, rc == CASK_RECV_BAD ? why : NULL))
+            break;
+    }
 }
 
 //  ---------------------------------------------------------------------
@@ -249,25 +254,17 @@ s_job_reserve_deps (s_job_t *job, uint32_t ndeps)
 static void
 s_done_send (cask_worker_t *self)
 {
-    if (self->ndone == 0)
-        return;
-    cask_buf_patch_u32 (&self->done, 0, self->ndone);
-    if (cask_send (self->broker, NULL, CASK_MSG_DONE, &self->done, NULL))
-        s_log (self, 'E', "cannot send DONE for %u tasks: %s", self->ndone,
-               zmq_strerror (errno));
-    self->ndone = 0;
+    uint32_t count = self->done.count;
+    if (cask_batch_send (&self->done, self->broker, NULL, CASK_MSG_DONE, NULL))
+        cask_log_print (self->log, CASK_LOG_ERROR, "cannot send DONE for %u tasks: %s",
+                        count, zmq_strerror (errno));
 }
 
 static void
 s_done_add (cask_worker_t *self, const cask_done_t *rec)
 {
-    if (self->ndone == 0) {
-        cask_buf_reset (&self->done);
-        cask_put_u32 (&self->done, 0);
-    }
-    cask_done_put (&self->done, rec);
-    self->ndone++;
-    if (self->done.size >= S_BATCH_MAX)
+    cask_done_put (cask_batch_add (&self->done), rec);
+    if (self->done.body.size >= S_BATCH_MAX)
         s_done_send (self);
 }
 
@@ -285,7 +282,7 @@ s_job_fail (cask_worker_t *self, s_job_t *job, const char *format, ...)
     va_start (args, format);
     vsnprintf (message, sizeof message, format, args);
     va_end (args);
-    s_log (self, 'I', "task %s failed: %s", job->key, message);
+    cask_log_print (self->log, CASK_LOG_INFO, "task %s failed: %s", job->key, message);
     cask_done_t rec = { cask_str (job->key), 0, 0, 0, 0, cask_str (message) };
     s_done_add (self, &rec);
     self->tasks_failed++;
@@ -433,7 +430,8 @@ s_pool_stop (cask_worker_t *self)
     size_t busy = pool->busy;
     pthread_mutex_unlock (&pool->lock);
     if (!ended) {
-        s_log (self, 'W', "abandoning %zu running task%s at exit", busy, busy == 1 ? "" : "s");
+        cask_log_print (self->log, CASK_LOG_WARNING, "abandoning %zu running task%s at exit",
+                        busy, busy == 1 ? "" : "s");
         return false;
     }
     for (size_t index = 0; index < pool->nthreads; index++)
@@ -456,16 +454,17 @@ s_job_ready (cask_worker_t *self, s_job_t *job)
     self->ready_tail = job;
 }
 
-//  Decodes the arguments (refs are the dependency values in order) and
-//  queues the job, or fails it.
+//  Decodes the arguments, whose payload frames are the nframes of msg from
+//  frame_base on (refs are the dependency values in order), and queues the
+//  job, or fails it.
 static void
 s_job_decode (cask_worker_t *self, s_job_t *job, cask_message_t *msg,
-              size_t frame_base, const void *args, size_t args_size)
+              size_t frame_base, size_t nframes, cask_str_t args)
 {
     cask_rd_t rd;
-    cask_rd_init (&rd, args, args_size);
+    cask_rd_init (&rd, args.ptr, args.len);
     const char *why = "malformed";
-    job->args = cask_value_decode (&rd, msg, frame_base, job->refs, job->ndeps, &why);
+    job->args = cask_value_decode (&rd, msg, frame_base, nframes, job->refs, job->ndeps, &why);
     if (job->args && !cask_rd_done (&rd))
         why = "bytes left after the arguments";
     else
@@ -515,7 +514,8 @@ s_job_fetched (cask_worker_t *self, s_job_t *job)
     if (job->failed)
         s_job_release (self, job);
     else
-        s_job_decode (self, job, &job->frames, 0, job->args_data, job->args_size);
+        s_job_decode (self, job, &job->frames, 0, job->frames.nframes,
+                      (cask_str_t) { (const char *) job->args_data, job->args_size });
 }
 
 //  ---------------------------------------------------------------------
@@ -536,7 +536,7 @@ s_peer_destroy (s_peer_t **self_p)
     s_peer_t *self = *self_p;
     if (self->socket)
         zmq_close (self->socket);
-    cask_buf_free (&self->get);
+    cask_batch_free (&self->get);
     free (self);
     *self_p = NULL;
 }
@@ -564,7 +564,7 @@ s_peer_require (cask_worker_t *self, cask_str_t endpoint, const char **why)
     if (!peer)
         return NULL;
     cask_str_copy (endpoint, peer->endpoint, sizeof peer->endpoint);
-    cask_buf_init (&peer->get);
+    cask_batch_init (&peer->get);
     peer->socket = zmq_socket (self->ctx, ZMQ_DEALER);
     int zero = 0;
     if (peer->socket) {
@@ -578,34 +578,34 @@ s_peer_require (cask_worker_t *self, cask_str_t endpoint, const char **why)
         return NULL;
     }
     self->peers [self->npeers++] = peer;
-    s_log (self, 'D', "connected to peer %s", peer->endpoint);
+    cask_log_print (self->log, CASK_LOG_DEBUG, "connected to peer %s", peer->endpoint);
     return peer;
 }
 
 static void
 s_peer_send_get (cask_worker_t *self, s_peer_t *peer)
 {
-    if (peer->count == 0)
-        return;
-    cask_buf_patch_u32 (&peer->get, 0, peer->count);
-    if (cask_send (peer->socket, NULL, CASK_MSG_GET, &peer->get, NULL))
-        s_log (self, 'E', "cannot send GET to %s: %s", peer->endpoint, zmq_strerror (errno));
-    peer->count = 0;
+    if (cask_batch_send (&peer->get, peer->socket, NULL, CASK_MSG_GET, NULL))
+        cask_log_print (self->log, CASK_LOG_ERROR, "cannot send GET to %s: %s",
+                        peer->endpoint, zmq_strerror (errno));
 }
 
 static void
 s_peer_ask (cask_worker_t *self, s_peer_t *peer, const char *key)
 {
-    if (peer->count == 0) {
-        cask_buf_reset (&peer->get);
-        cask_put_u32 (&peer->get, 0);
-    }
-    cask_put_str8 (&peer->get, cask_str (key));
-    peer->count++;
+    cask_put_str8 (cask_batch_add (&peer->get), cask_str (key));
     if (peer->waiting++ == 0)
         peer->progress_at = s_now_us ();
-    if (peer->get.size >= S_BATCH_MAX)
+    if (peer->get.body.size >= S_BATCH_MAX)
         s_peer_send_get (self, peer);
+}
+
+static const void *
+s_fetch_key (const void *item, size_t *size)
+{
+    const s_fetch_t *fetch = (const s_fetch_t *) item;
+    *size = strlen (fetch->key);
+    return fetch->key;
 }
 
 static void
@@ -613,7 +613,7 @@ s_fetch_destroy (cask_worker_t *self, s_fetch_t **fetch_p)
 {
     s_fetch_t *fetch = *fetch_p;
     fetch->peer->waiting--;
-    zhashx_delete (self->fetches, fetch->key);
+    cask_keymap_remove (self->fetches, fetch->key, strlen (fetch->key));
     free (fetch->waiters);
     free (fetch);
     *fetch_p = NULL;
@@ -648,8 +648,9 @@ s_fetch (cask_worker_t *self, s_job_t *job, uint32_t slot, cask_str_t key,
          cask_str_t holder, const char **why)
 {
     char name [CASK_MAX_KEY + 1];
-    cask_str_copy (key, name, sizeof name);
-    s_fetch_t *fetch = (s_fetch_t *) zhashx_lookup (self->fetches, name);
+    size_t size = strlen (cask_str_copy (key, name, sizeof name));
+    uint64_t hash = cask_keymap_hash (self->fetches, name, size);
+    s_fetch_t *fetch = (s_fetch_t *) cask_keymap_lookup_hashed (self->fetches, name, size, hash);
     if (!fetch) {
         if (holder.len == 0 || cask_str_eq (holder, self->endpoint)) {
             *why = "it is not held there";
@@ -664,7 +665,7 @@ s_fetch (cask_worker_t *self, s_job_t *job, uint32_t slot, cask_str_t key,
             return -1;
         strcpy (fetch->key, name);
         fetch->peer = peer;
-        if (zhashx_insert (self->fetches, name, fetch)) {
+        if (cask_keymap_insert_hashed (self->fetches, fetch, hash)) {
             free (fetch);
             return -1;
         }
@@ -694,15 +695,18 @@ s_fetch (cask_worker_t *self, s_job_t *job, uint32_t slot, cask_str_t key,
 static void
 s_peer_fail (cask_worker_t *self, s_peer_t *peer, const char *reason)
 {
-    s_log (self, 'W', "giving up on peer %s: %s", peer->endpoint, reason);
+    cask_log_print (self->log, CASK_LOG_WARNING, "giving up on peer %s: %s",
+                    peer->endpoint, reason);
     peer->dead = true;
-    peer->count = 0;
+    cask_batch_reset (&peer->get);
     size_t count = 0;
-    s_fetch_t **ended = (s_fetch_t **) malloc ((zhashx_size (self->fetches) + 1) * sizeof (s_fetch_t *));
+    s_fetch_t **ended = (s_fetch_t **) malloc ((cask_keymap_size (self->fetches) + 1)
+                                              * sizeof (s_fetch_t *));
     if (!ended)
         return;         //  the timeout comes back for them
-    for (s_fetch_t *fetch = (s_fetch_t *) zhashx_first (self->fetches); fetch;
-         fetch = (s_fetch_t *) zhashx_next (self->fetches))
+    s_fetch_t *fetch;
+    size_t cursor = 0;
+    while ((fetch = (s_fetch_t *) cask_keymap_next (self->fetches, &cursor)))
         if (fetch->peer == peer)
             ended [count++] = fetch;
     for (size_t index = 0; index < count; index++)
@@ -750,18 +754,17 @@ s_on_data (cask_worker_t *self, cask_message_t *msg)
     size_t frame_base = 0;
     const char *why = NULL;
     for (uint32_t index = 0; index < count && !rd.failed; index++) {
-        char key [CASK_MAX_KEY + 1];
-        cask_str_copy (cask_get_str8 (&rd), key, sizeof key);
+        cask_str_t key = cask_get_str8 (&rd);
         uint8_t found = cask_get_u8 (&rd);
         uint32_t nframes = found ? cask_get_u32 (&rd) : 0;
         if (rd.failed || nframes > msg->nframes - frame_base)
             return "malformed DATA record";
         cask_value_t *value = found
-            ? cask_value_decode (&rd, msg, frame_base, NULL, 0, &why) : NULL;
+            ? cask_value_decode (&rd, msg, frame_base, nframes, NULL, 0, &why) : NULL;
         if (found && !value)
             return why;
         frame_base += nframes;
-        s_fetch_t *fetch = (s_fetch_t *) zhashx_lookup (self->fetches, key);
+        s_fetch_t *fetch = (s_fetch_t *) cask_keymap_lookup (self->fetches, key.ptr, key.len);
         if (fetch && value) {
             self->fetches_from_peers++;
             self->bytes_fetched_from_peers += cask_value_nbytes (value);
@@ -798,23 +801,21 @@ s_on_peer_message (cask_worker_t *self, s_peer_t *peer, cask_message_t *msg)
         s_peer_fail (self, peer, reason);
     }
     else
-        s_log (self, 'W', "ignoring %s from peer %s",
-               cask_command_name (msg->command), peer->endpoint);
+        cask_log_print (self->log, CASK_LOG_WARNING, "ignoring %s from peer %s",
+                        cask_command_name (msg->command), peer->endpoint);
 }
 
-static void
-s_drain_peer (cask_worker_t *self, s_peer_t *peer)
+//  s_drain's handler for a peer's DEALER: a peer that misbehaves is given
+//  up, and nothing more is read from it.
+static bool
+s_from_peer (cask_worker_t *self, void *arg, const char *why)
 {
-    for (int count = 0; count < S_DRAIN_MAX && !peer->dead; count++) {
-        const char *why = NULL;
-        cask_recv_t rc = cask_message_recv (&self->msg, peer->socket, false, ZMQ_DONTWAIT, &why);
-        if (rc == CASK_RECV_AGAIN || rc == CASK_RECV_TERM)
-            break;
-        if (rc == CASK_RECV_BAD)
-            s_peer_fail (self, peer, why);
-        else
-            s_on_peer_message (self, peer, &self->msg);
-    }
+    s_peer_t *peer = (s_peer_t *) arg;
+    if (why)
+        s_peer_fail (self, peer, why);
+    else
+        s_on_peer_message (self, peer, &self->msg);
+    return !peer->dead;
 }
 
 //  ---------------------------------------------------------------------
@@ -827,11 +828,12 @@ s_on_welcome (cask_worker_t *self, cask_message_t *msg)
     cask_rd_init (&rd, zmq_msg_data (&msg->body), zmq_msg_size (&msg->body));
     uint32_t id = cask_get_u32 (&rd);
     if (rd.failed) {
-        s_log (self, 'W', "ignoring a malformed WELCOME");
+        cask_log_print (self->log, CASK_LOG_WARNING, "ignoring a malformed WELCOME");
         return;
     }
     self->id = id;
-    s_log (self, 'I', "welcomed by %s as worker %u", self->broker_endpoint, id);
+    cask_log_print (self->log, CASK_LOG_INFO, "welcomed by %s as worker %u",
+                    self->broker_endpoint, id);
 }
 
 static void
@@ -841,7 +843,7 @@ s_send_libfail (cask_worker_t *self, cask_str_t hash, const char *message)
     cask_buf_reset (&self->scratch);
     cask_error_put (&self->scratch, &rec);
     if (cask_send (self->broker, NULL, CASK_MSG_LIBFAIL, &self->scratch, NULL))
-        s_log (self, 'E', "cannot send LIBFAIL: %s", zmq_strerror (errno));
+        cask_log_print (self->log, CASK_LOG_ERROR, "cannot send LIBFAIL: %s", zmq_strerror (errno));
 }
 
 static void
@@ -853,7 +855,7 @@ s_on_library (cask_worker_t *self, cask_message_t *msg)
     cask_library_get (&rd, &rec);
     //  Every function record takes at least 7 bytes
     if (rd.failed || rec.nfuncs > (size_t) (rd.end - rd.ptr) / 7) {
-        s_log (self, 'W', "ignoring a malformed LIBRARY");
+        cask_log_print (self->log, CASK_LOG_WARNING, "ignoring a malformed LIBRARY");
         return;
     }
     cask_func_t *funcs = (cask_func_t *) calloc (rec.nfuncs + 1, sizeof (cask_func_t));
@@ -872,10 +874,10 @@ s_on_library (cask_worker_t *self, cask_message_t *msg)
                                   zmq_msg_data (&msg->frames [0]),
                                   zmq_msg_size (&msg->frames [0]), error, sizeof error);
     if (rc == 0)
-        s_log (self, 'I', "loaded library %.*s (%u functions)",
-               (int) rec.name.len, rec.name.ptr, rec.nfuncs);
+        cask_log_print (self->log, CASK_LOG_INFO, "loaded library %.*s (%u functions)",
+                        (int) rec.name.len, rec.name.ptr, rec.nfuncs);
     else {
-        s_log (self, 'W', "%s", error);
+        cask_log_print (self->log, CASK_LOG_WARNING, "%s", error);
         s_send_libfail (self, rec.hash, error);
     }
     free (funcs);
@@ -889,14 +891,14 @@ s_job_gather (cask_worker_t *self, s_job_t *job, cask_rd_t *deps)
     for (uint32_t index = 0; index < job->ndeps; index++) {
         cask_str_t key = cask_get_str8 (deps);
         cask_str_t holder = cask_get_str8 (deps);
-        char name [CASK_MAX_KEY + 1];
-        cask_value_t *value = cask_store_lookup (self->store, cask_str_copy (key, name, sizeof name));
+        cask_value_t *value = cask_store_lookup (self->store, key);
         const char *why;
         if (value)
             job->refs [index] = cask_value_ref (value);
         else
         if (s_fetch (self, job, index, key, holder, &why)) {
-            s_job_fail (self, job, "could not fetch dependency %s from %.*s: %s", name,
+            s_job_fail (self, job, "could not fetch dependency %.*s from %.*s: %s",
+                        (int) key.len, key.ptr,
                         (int) (holder.len ? holder.len : strlen (self->endpoint)),
                         holder.len ? holder.ptr : self->endpoint, why);
             return -1;
@@ -932,7 +934,7 @@ s_on_task (cask_worker_t *self, cask_message_t *msg, cask_task_t *rec, size_t fr
     if (s_job_gather (self, job, &rec->deps))
         return;
     if (job->nwaiting == 0)
-        s_job_decode (self, job, msg, frame_base, rec->args.ptr, rec->args.len);
+        s_job_decode (self, job, msg, frame_base, rec->nframes, rec->args);
     else
     if (s_job_keep_args (job, msg, frame_base, rec->nframes, rec->args))
         s_job_fail (self, job, "%s: worker out of memory", job->function);
@@ -949,15 +951,16 @@ s_on_tasks (cask_worker_t *self, cask_message_t *msg)
         cask_task_t rec;
         cask_task_get (&rd, &rec, true);
         if (rd.failed || rec.nframes > msg->nframes - frame_base) {
-            s_log (self, 'W', "ignoring the rest of a malformed TASK (record %u of %u)",
-                   index + 1, count);
+            cask_log_print (self->log, CASK_LOG_WARNING,
+                            "ignoring the rest of a malformed TASK (record %u of %u)",
+                            index + 1, count);
             return;
         }
         s_on_task (self, msg, &rec, frame_base);
         frame_base += rec.nframes;
     }
     if (!cask_rd_done (&rd))
-        s_log (self, 'W', "TASK has bytes after its %u records", count);
+        cask_log_print (self->log, CASK_LOG_WARNING, "TASK has bytes after its %u records", count);
 }
 
 static void
@@ -967,13 +970,12 @@ s_on_free (cask_worker_t *self, cask_message_t *msg)
     cask_rd_init (&rd, zmq_msg_data (&msg->body), zmq_msg_size (&msg->body));
     uint32_t count = cask_get_u32 (&rd);
     for (uint32_t index = 0; index < count && !rd.failed; index++) {
-        char key [CASK_MAX_KEY + 1];
-        cask_str_t view = cask_get_str8 (&rd);
+        cask_str_t key = cask_get_str8 (&rd);
         if (!rd.failed)
-            cask_store_remove (self->store, cask_str_copy (view, key, sizeof key));
+            cask_store_remove (self->store, key);
     }
     if (!cask_rd_done (&rd))
-        s_log (self, 'W', "FREE is malformed");
+        cask_log_print (self->log, CASK_LOG_WARNING, "FREE is malformed");
 }
 
 static void
@@ -983,16 +985,16 @@ s_on_broker_error (cask_worker_t *self, cask_message_t *msg)
     cask_error_t rec;
     cask_rd_init (&rd, zmq_msg_data (&msg->body), zmq_msg_size (&msg->body));
     cask_error_get (&rd, &rec);
-    s_log (self, 'W', "broker says ERROR %u (%.*s): %.*s", rec.code,
-           (int) rec.about.len, rec.about.ptr, (int) rec.message.len, rec.message.ptr);
+    cask_log_print (self->log, CASK_LOG_WARNING, "broker says ERROR %u (%.*s): %.*s", rec.code,
+                    (int) rec.about.len, rec.about.ptr, (int) rec.message.len, rec.message.ptr);
 }
 
 static void
 s_on_broker_message (cask_worker_t *self, cask_message_t *msg)
 {
     if (msg->version != CASK_PROTO_VERSION) {
-        s_log (self, 'W', "ignoring a message of protocol version %u from the broker",
-               msg->version);
+        cask_log_print (self->log, CASK_LOG_WARNING,
+                        "ignoring a message of protocol version %u from the broker", msg->version);
         return;
     }
     switch (msg->command) {
@@ -1002,24 +1004,22 @@ s_on_broker_message (cask_worker_t *self, cask_message_t *msg)
         case CASK_MSG_FREE: s_on_free (self, msg); break;
         case CASK_MSG_ERROR: s_on_broker_error (self, msg); break;
         default:
-            s_log (self, 'W', "ignoring %s (0x%02x) from the broker",
-                   cask_command_name (msg->command), msg->command);
+            cask_log_print (self->log, CASK_LOG_WARNING, "ignoring %s (0x%02x) from the broker",
+                            cask_command_name (msg->command), msg->command);
     }
 }
 
-static void
-s_drain_broker (cask_worker_t *self)
+//  s_drain's handler for the broker's DEALER.
+static bool
+s_from_broker (cask_worker_t *self, void *arg, const char *why)
 {
-    for (int count = 0; count < S_DRAIN_MAX; count++) {
-        const char *why = NULL;
-        cask_recv_t rc = cask_message_recv (&self->msg, self->broker, false, ZMQ_DONTWAIT, &why);
-        if (rc == CASK_RECV_AGAIN || rc == CASK_RECV_TERM)
-            break;
-        if (rc == CASK_RECV_BAD)
-            s_log (self, 'W', "ignoring a bad message from the broker: %s", why);
-        else
-            s_on_broker_message (self, &self->msg);
-    }
+    (void) arg;
+    if (why)
+        cask_log_print (self->log, CASK_LOG_WARNING,
+                        "ignoring a bad message from the broker: %s", why);
+    else
+        s_on_broker_message (self, &self->msg);
+    return true;
 }
 
 //  ---------------------------------------------------------------------
@@ -1086,19 +1086,16 @@ s_on_peer_request (cask_worker_t *self, cask_message_t *msg)
     }
 }
 
-static void
-s_drain_router (cask_worker_t *self)
+//  s_drain's handler for the peer socket (ROUTER).
+static bool
+s_from_router (cask_worker_t *self, void *arg, const char *why)
 {
-    for (int count = 0; count < S_DRAIN_MAX; count++) {
-        const char *why = NULL;
-        cask_recv_t rc = cask_message_recv (&self->msg, self->router, true, ZMQ_DONTWAIT, &why);
-        if (rc == CASK_RECV_AGAIN || rc == CASK_RECV_TERM)
-            break;
-        if (rc == CASK_RECV_BAD)
-            cask_send_error (self->router, &self->msg, CASK_ERR_MALFORMED, why);
-        else
-            s_on_peer_request (self, &self->msg);
-    }
+    (void) arg;
+    if (why)
+        cask_send_error (self->router, &self->msg, CASK_ERR_MALFORMED, why);
+    else
+        s_on_peer_request (self, &self->msg);
+    return true;
 }
 
 //  ---------------------------------------------------------------------
@@ -1116,7 +1113,7 @@ s_on_finished (cask_worker_t *self, s_job_t *job)
             rec.type = (uint8_t) cask_value_type (result);
             rec.nbytes = cask_value_nbytes (result);
         }
-        if (cask_store_put (self->store, job->key, result) == 0) {
+        if (cask_store_put (self->store, cask_str (job->key), result) == 0) {
             s_done_add (self, &rec);
             s_job_release (self, job);
             return;
@@ -1180,13 +1177,15 @@ s_poll_once (cask_worker_t *self)
     if (items [0].revents & ZMQ_POLLIN)
         s_drain_finished (self);
     if (items [1].revents & ZMQ_POLLIN)
-        s_drain_broker (self);
+        s_drain (self, self->broker, false, s_from_broker, NULL);
     if (items [2].revents & ZMQ_POLLIN)
-        s_drain_router (self);
+        s_drain (self, self->router, true, s_from_router, NULL);
     //  New peers join the list behind the ones polled
-    for (size_t index = 0; index < nitems - 3; index++)
-        if (items [3 + index].revents & ZMQ_POLLIN)
-            s_drain_peer (self, self->peers [index]);
+    for (size_t index = 0; index < nitems - 3; index++) {
+        s_peer_t *peer = self->peers [index];
+        if ((items [3 + index].revents & ZMQ_POLLIN) && !peer->dead)
+            s_drain (self, peer->socket, false, s_from_peer, peer);
+    }
 
     int64_t now = s_now_us ();
     if (now >= self->next_tick) {
@@ -1263,7 +1262,8 @@ s_bind_router (cask_worker_t *self)
     zmq_setsockopt (self->router, ZMQ_LINGER, &zero, sizeof zero);
     zmq_setsockopt (self->router, ZMQ_SNDHWM, &zero, sizeof zero);
     if (zmq_bind (self->router, self->config.listen)) {
-        s_log (self, 'E', "cannot listen on %s: %s", self->config.listen, zmq_strerror (errno));
+        cask_log_print (self->log, CASK_LOG_ERROR, "cannot listen on %s: %s",
+                        self->config.listen, zmq_strerror (errno));
         return -1;
     }
     char bound [CASK_MAX_KEY + 1];
@@ -1299,8 +1299,8 @@ s_connect_broker (cask_worker_t *self)
     zmq_setsockopt (self->broker, ZMQ_SNDHWM, &zero, sizeof zero);
     zmq_setsockopt (self->broker, ZMQ_RCVHWM, &zero, sizeof zero);
     if (zmq_connect (self->broker, self->broker_endpoint)) {
-        s_log (self, 'E', "cannot connect to the broker at %s: %s", self->broker_endpoint,
-               zmq_strerror (errno));
+        cask_log_print (self->log, CASK_LOG_ERROR, "cannot connect to the broker at %s: %s",
+                        self->broker_endpoint, zmq_strerror (errno));
         zmq_close (self->broker);
         self->broker = NULL;
         return -1;
@@ -1349,15 +1349,17 @@ cask_worker_new (const cask_worker_config_t *config)
     self->config = *config;
     self->broker_endpoint = strdup (config->broker);
     self->name = strdup (config->name);
-    cask_buf_init (&self->done);
+    cask_batch_init (&self->done);
     cask_buf_init (&self->scratch);
     cask_message_init (&self->msg);
     self->ctx = zmq_ctx_new ();
     self->store = cask_store_new ();
     self->libraries = cask_libraries_new (config->dir);
-    self->fetches = zhashx_new ();
+    //  Errors and warnings always, the rest with --verbose
+    self->log = cask_log_new (config->name, config->verbose ? CASK_LOG_DEBUG : CASK_LOG_WARNING);
+    self->fetches = cask_keymap_new (s_fetch_key);
     if (!self->broker_endpoint || !self->name || !self->ctx || !self->store
-    ||  !self->libraries || !self->fetches || config->nthreads == 0) {
+    ||  !self->libraries || !self->log || !self->fetches || config->nthreads == 0) {
         cask_worker_destroy (&self);
         return NULL;
     }
@@ -1367,8 +1369,9 @@ cask_worker_new (const cask_worker_config_t *config)
         cask_worker_destroy (&self);
         return NULL;
     }
-    s_log (self, 'I', "serving on %s with %u executors, broker %s, libraries in %s",
-           self->endpoint, config->nthreads, self->broker_endpoint, config->dir);
+    cask_log_print (self->log, CASK_LOG_INFO,
+                    "serving on %s with %u executors, broker %s, libraries in %s",
+                    self->endpoint, config->nthreads, self->broker_endpoint, config->dir);
     return self;
 }
 
@@ -1393,12 +1396,13 @@ s_close_socket (void **socket_p)
 static void
 s_free_fetches (cask_worker_t *self)
 {
-    for (s_fetch_t *fetch = (s_fetch_t *) zhashx_first (self->fetches); fetch;
-         fetch = (s_fetch_t *) zhashx_next (self->fetches)) {
+    s_fetch_t *fetch;
+    size_t cursor = 0;
+    while ((fetch = (s_fetch_t *) cask_keymap_next (self->fetches, &cursor))) {
         free (fetch->waiters);
         free (fetch);
     }
-    zhashx_destroy (&self->fetches);
+    cask_keymap_destroy (&self->fetches);
 }
 
 static void
@@ -1424,7 +1428,7 @@ cask_worker_destroy (cask_worker_t **self_p)
     cask_worker_t *self = *self_p;
     *self_p = NULL;
     if (self->broker && cask_send (self->broker, NULL, CASK_MSG_BYE, NULL, NULL) == 0)
-        s_log (self, 'I', "said BYE to the broker");
+        cask_log_print (self->log, CASK_LOG_INFO, "said BYE to the broker");
     if (self->pool_ready && !s_pool_stop (self))
         return;         //  a task still runs: leave it all to the process exit
 
@@ -1450,9 +1454,10 @@ cask_worker_destroy (cask_worker_t **self_p)
     free (self->pool.threads);
     free (self->items);
     cask_message_close (&self->msg);
-    cask_buf_free (&self->done);
+    cask_batch_free (&self->done);
     cask_buf_free (&self->scratch);
     free (self->broker_endpoint);
     free (self->name);
+    cask_log_destroy (&self->log);
     free (self);
 }

@@ -293,7 +293,7 @@ s_sink_dispatch (void *arg, uint32_t worker, const cask_gtask_t *task)
                         (int) rec.key.len, rec.key.ptr, worker);
         return;
     }
-    cask_task_put_head (body, rec.key, rec.fn, rec.flags, rec.priority, rec.ndeps);
+    cask_task_put_head (body, &rec);
     for (uint32_t i = 0; i < rec.ndeps; i++) {
         cask_put_str8 (body, cask_gtask_dep_key (task, i));
         cask_put_str8 (body, cask_gtask_dep_holder (task, i, worker));

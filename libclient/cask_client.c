@@ -1070,7 +1070,7 @@ static void
 s_batch_add (cask_client_t *self, const char *key, uint32_t fn)
 {
     cask_buf_t *body = cask_batch_add (&self->submits);
-    cask_task_put_head (body, cask_str (key), fn, 0, 0, (uint32_t) self->ndeps);
+    cask_task_put_head (body, &(cask_task_t) { .key = cask_str (key), .fn = fn, .ndeps = (uint32_t) self->ndeps });
     for (size_t index = 0; index < self->ndeps; index++)
         cask_put_str8 (body, cask_str (self->deps [index]->key));
     cask_str_t args = { (const char *) self->args.data, self->args.size };

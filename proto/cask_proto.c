@@ -1001,14 +1001,14 @@ cask_library_get (cask_rd_t *rd, cask_library_t *rec)
 }
 
 void
-cask_task_put_head (cask_buf_t *buf, cask_str_t key, uint32_t fn,
-                    uint8_t flags, int32_t priority, uint32_t ndeps)
+cask_task_put_head (cask_buf_t *buf, const cask_task_t *rec)
 {
-    cask_put_str8 (buf, key);
-    cask_put_u32 (buf, fn);
-    cask_put_u8 (buf, flags);
-    cask_put_u32 (buf, (uint32_t) priority);
-    cask_put_u32 (buf, ndeps);
+    cask_put_str8 (buf, rec->key);
+    cask_put_u32 (buf, rec->fn);
+    cask_put_u8 (buf, rec->flags);
+    cask_put_u8 (buf, rec->retries);
+    cask_put_u32 (buf, (uint32_t) rec->priority);
+    cask_put_u32 (buf, rec->ndeps);
 }
 
 void
@@ -1029,6 +1029,7 @@ cask_task_get (cask_rd_t *rd, cask_task_t *rec, bool with_holders)
     rec->key = cask_get_str8 (rd);
     rec->fn = cask_get_u32 (rd);
     rec->flags = cask_get_u8 (rd);
+    rec->retries = cask_get_u8 (rd);
     rec->priority = (int32_t) cask_get_u32 (rd);
     rec->ndeps = cask_get_u32 (rd);
 
@@ -1099,6 +1100,50 @@ cask_done_get (cask_rd_t *rd, cask_done_t *rec)
 }
 
 void
+cask_scatter_put (cask_buf_t *buf, const cask_scatter_t *rec)
+{
+    cask_put_str8 (buf, rec->key);
+    cask_put_u32 (buf, rec->worker);
+}
+
+void
+cask_scatter_get (cask_rd_t *rd, cask_scatter_t *rec)
+{
+    rec->key = cask_get_str8 (rd);
+    rec->worker = cask_get_u32 (rd);
+}
+
+void
+cask_stored_put (cask_buf_t *buf, const cask_stored_t *rec)
+{
+    cask_put_str8 (buf, rec->key);
+    cask_put_u8 (buf, rec->ok);
+    cask_put_str16 (buf, rec->message);
+}
+
+void
+cask_stored_get (cask_rd_t *rd, cask_stored_t *rec)
+{
+    rec->key = cask_get_str8 (rd);
+    rec->ok = cask_get_u8 (rd);
+    rec->message = cask_get_str16 (rd);
+}
+
+void
+cask_dataset_put (cask_buf_t *buf, const cask_dataset_t *rec)
+{
+    cask_put_str8 (buf, rec->name);
+    cask_put_str8 (buf, rec->key);
+}
+
+void
+cask_dataset_get (cask_rd_t *rd, cask_dataset_t *rec)
+{
+    rec->name = cask_get_str8 (rd);
+    rec->key = cask_get_str8 (rd);
+}
+
+void
 cask_error_put (cask_buf_t *buf, const cask_error_t *rec)
 {
     cask_put_u16 (buf, rec->code);
@@ -1124,11 +1169,20 @@ cask_command_name (uint8_t command)
         case CASK_MSG_RELEASE: return "RELEASE";
         case CASK_MSG_BYE: return "BYE";
         case CASK_MSG_STATUS: return "STATUS";
+        case CASK_MSG_CANCEL: return "CANCEL";
+        case CASK_MSG_RESTART: return "RESTART";
+        case CASK_MSG_FIRE: return "FIRE";
+        case CASK_MSG_SCATTER: return "SCATTER";
+        case CASK_MSG_PUBLISH: return "PUBLISH";
+        case CASK_MSG_LOOKUP: return "LOOKUP";
+        case CASK_MSG_UNPUBLISH: return "UNPUBLISH";
         case CASK_MSG_WELCOME: return "WELCOME";
         case CASK_MSG_REGISTERED: return "REGISTERED";
         case CASK_MSG_STATE: return "STATE";
         case CASK_MSG_WORKER: return "WORKER";
         case CASK_MSG_REPORT: return "REPORT";
+        case CASK_MSG_RESTARTED: return "RESTARTED";
+        case CASK_MSG_DATASET: return "DATASET";
         case CASK_MSG_ERROR: return "ERROR";
         case CASK_MSG_LIBRARY: return "LIBRARY";
         case CASK_MSG_TASK: return "TASK";
@@ -1137,6 +1191,8 @@ cask_command_name (uint8_t command)
         case CASK_MSG_LIBFAIL: return "LIBFAIL";
         case CASK_MSG_GET: return "GET";
         case CASK_MSG_DATA: return "DATA";
+        case CASK_MSG_PUT: return "PUT";
+        case CASK_MSG_STORED: return "STORED";
     }
     return "unknown";
 }

@@ -42,11 +42,20 @@ typedef enum {
     CASK_MSG_RELEASE = 0x04,        //  client -> broker
     CASK_MSG_BYE = 0x05,            //  client/worker -> broker
     CASK_MSG_STATUS = 0x06,         //  anyone -> broker or worker peer socket
+    CASK_MSG_CANCEL = 0x07,         //  client -> broker
+    CASK_MSG_RESTART = 0x08,        //  client -> broker, broker -> worker
+    CASK_MSG_FIRE = 0x09,           //  client -> broker: fire and forget
+    CASK_MSG_SCATTER = 0x0A,        //  client -> broker
+    CASK_MSG_PUBLISH = 0x0B,        //  client -> broker
+    CASK_MSG_LOOKUP = 0x0C,         //  client -> broker
+    CASK_MSG_UNPUBLISH = 0x0D,      //  client -> broker
     CASK_MSG_WELCOME = 0x11,        //  broker -> client/worker
     CASK_MSG_REGISTERED = 0x12,     //  broker -> client
     CASK_MSG_STATE = 0x13,          //  broker -> client
     CASK_MSG_WORKER = 0x14,         //  broker -> client
     CASK_MSG_REPORT = 0x15,         //  reply to STATUS: a JSON body
+    CASK_MSG_RESTARTED = 0x16,      //  broker -> client, worker -> broker
+    CASK_MSG_DATASET = 0x17,        //  broker -> client: reply to LOOKUP
     CASK_MSG_ERROR = 0x1F,          //  anyone -> the sender of a bad message
     CASK_MSG_LIBRARY = 0x21,        //  broker -> worker
     CASK_MSG_TASK = 0x22,           //  broker -> worker
@@ -54,7 +63,9 @@ typedef enum {
     CASK_MSG_DONE = 0x31,           //  worker -> broker
     CASK_MSG_LIBFAIL = 0x32,        //  worker -> broker
     CASK_MSG_GET = 0x41,            //  client/worker -> worker's peer socket
-    CASK_MSG_DATA = 0x42            //  worker -> whoever sent GET
+    CASK_MSG_DATA = 0x42,           //  worker -> whoever sent GET
+    CASK_MSG_PUT = 0x43,            //  client -> worker's peer socket (scatter)
+    CASK_MSG_STORED = 0x44          //  worker -> client: reply to PUT
 } cask_command_t;
 
 //  Roles in HELLO.
@@ -77,7 +88,8 @@ typedef enum {
     CASK_ERR_COMMAND = 3,       //  unknown command, or not valid from this peer
     CASK_ERR_LIBRARY = 4,       //  library rejected
     CASK_ERR_FUNCTION = 5,      //  unknown function id
-    CASK_ERR_NOT_FOUND = 6      //  no such key
+    CASK_ERR_NOT_FOUND = 6,     //  no such key or name
+    CASK_ERR_EXISTS = 7         //  name already published
 } cask_errcode_t;
 
 //  A borrowed view of bytes inside a message body (not NUL-terminated).
@@ -301,17 +313,18 @@ void cask_library_get (cask_rd_t *rd, cask_library_t *rec);
 typedef struct {
     cask_str_t key;
     uint32_t fn;
-    uint8_t flags;
-    int32_t priority;
+    uint8_t flags;              //  0 (reserved)
+    uint8_t retries;            //  times to run it again after a failure
+    int32_t priority;           //  higher runs first among ready tasks
     uint32_t ndeps;
     cask_rd_t deps;             //  reader over the dependency entries
     uint32_t nframes;
     cask_str_t args;            //  encoded list value of the arguments
 } cask_task_t;
-//  Writes the head up to the dependency entries; the caller then writes
-//  ndeps entries (cask_put_str8) and ends with cask_task_put_tail.
-void cask_task_put_head (cask_buf_t *buf, cask_str_t key, uint32_t fn,
-                         uint8_t flags, int32_t priority, uint32_t ndeps);
+//  Writes the head (key, fn, flags, retries, priority, ndeps of rec) up to
+//  the dependency entries; the caller then writes ndeps entries
+//  (cask_put_str8) and ends with cask_task_put_tail.
+void cask_task_put_head (cask_buf_t *buf, const cask_task_t *rec);
 void cask_task_put_tail (cask_buf_t *buf, uint32_t nframes, cask_str_t args);
 //  Reads one record; skips over the dependency entries (pairs when
 //  with_holders), which rec->deps can then read.
@@ -342,6 +355,34 @@ typedef struct {
 } cask_done_t;
 void cask_done_put (cask_buf_t *buf, const cask_done_t *rec);
 void cask_done_get (cask_rd_t *rd, cask_done_t *rec);
+
+//  SCATTER record (client -> broker): key will be uploaded by the client
+//  to worker `worker` (PUT); the broker holds it for the client as a task
+//  processing there, which the worker's DONE completes like any task.
+typedef struct {
+    cask_str_t key;
+    uint32_t worker;
+} cask_scatter_t;
+void cask_scatter_put (cask_buf_t *buf, const cask_scatter_t *rec);
+void cask_scatter_get (cask_rd_t *rd, cask_scatter_t *rec);
+
+//  STORED record (worker -> client, reply to PUT): ok, or why not.
+typedef struct {
+    cask_str_t key;
+    uint8_t ok;
+    cask_str_t message;
+} cask_stored_t;
+void cask_stored_put (cask_buf_t *buf, const cask_stored_t *rec);
+void cask_stored_get (cask_rd_t *rd, cask_stored_t *rec);
+
+//  PUBLISH, LOOKUP, UNPUBLISH bodies and DATASET reply: a name and a key
+//  (key empty in LOOKUP and UNPUBLISH; in DATASET, empty when not found).
+typedef struct {
+    cask_str_t name;
+    cask_str_t key;
+} cask_dataset_t;
+void cask_dataset_put (cask_buf_t *buf, const cask_dataset_t *rec);
+void cask_dataset_get (cask_rd_t *rd, cask_dataset_t *rec);
 
 //  ERROR body, and LIBFAIL body (hash in `about`).
 typedef struct {

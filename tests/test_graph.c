@@ -114,7 +114,7 @@ s_submit_deps (uint32_t client, const char *key, uint32_t fn, const char **deps,
     static const uint8_t empty_list [] = { 0x07, 0, 0, 0, 0 };
     cask_buf_t buf;
     cask_buf_init (&buf);
-    cask_task_put_head (&buf, cask_str (key), fn, 0, 0, (uint32_t) ndeps);
+    cask_task_put_head (&buf, &(cask_task_t) { .key = cask_str (key), .fn = fn, .ndeps = (uint32_t) ndeps });
     for (size_t i = 0; i < ndeps; i++)
         cask_put_str8 (&buf, cask_str (deps [i]));
     cask_task_put_tail (&buf, 0, (cask_str_t) { (const char *) empty_list, sizeof empty_list });

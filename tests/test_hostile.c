@@ -259,7 +259,7 @@ static void s_submit_raw (void *socket, const char *key, uint32_t fn,
     cask_buf_t body;
     cask_buf_init (&body);
     cask_put_u32 (&body, 1);
-    cask_task_put_head (&body, cask_str (key), fn, 0, 0, 0);
+    cask_task_put_head (&body, &(cask_task_t) { .key = cask_str (key), .fn = fn });
     cask_task_put_tail (&body, nframes, (cask_str_t) { (const char *) args, args_size });
     s_send_buf (socket, CASK_MSG_SUBMIT, &body);
     cask_buf_free (&body);
@@ -276,7 +276,7 @@ static void s_submit_value (void *socket, const char *key, uint32_t fn, int64_t 
     ck_assert_int_eq (cask_value_encode (list, &args, NULL, NULL, NULL), 0);
     cask_value_destroy (&list);
     cask_put_u32 (&body, 1);
-    cask_task_put_head (&body, cask_str (key), fn, 0, 0, dep ? 1 : 0);
+    cask_task_put_head (&body, &(cask_task_t) { .key = cask_str (key), .fn = fn, .ndeps = dep ? 1 : 0 });
     if (dep)
         cask_put_str8 (&body, cask_str (dep));
     cask_task_put_tail (&body, 0, (cask_str_t) { (const char *) args.data, args.size });

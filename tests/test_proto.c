@@ -793,7 +793,7 @@ s_put_task (cask_buf_t *buf, cask_message_t *msg, const char *key, uint32_t fn,
     cask_buf_init (&scratch);
     size_t first_frame = msg->nframes;
     ck_assert_int_eq (cask_value_encode (args, &scratch, msg, s_ref_index, NULL), 0);
-    cask_task_put_head (buf, cask_str (key), fn, 0, -3, (uint32_t) ndeps);
+    cask_task_put_head (buf, &(cask_task_t) { .key = cask_str (key), .fn = fn, .retries = 2, .priority = -3, .ndeps = (uint32_t) ndeps });
     for (size_t index = 0; index < ndeps; index++) {
         cask_put_str8 (buf, cask_str (deps [index]));
         if (with_holders)
@@ -834,6 +834,7 @@ START_TEST (test_records_task_batch)
             ck_assert_uint_eq (task.fn, record ? 6 : 5);
             ck_assert_uint_eq (task.flags, 0);
             ck_assert_int_eq (task.priority, -3);
+            ck_assert_uint_eq (task.retries, 2);
             ck_assert_uint_eq (task.ndeps, record ? 0 : 3);
             ck_assert_uint_eq (task.nframes, 1);
             for (uint32_t index = 0; index < task.ndeps; index++) {
@@ -886,7 +887,7 @@ START_TEST (test_records_task_hostile)
     //  ndeps far beyond the bytes left fails without looping over them
     cask_buf_t buf;
     cask_buf_init (&buf);
-    cask_task_put_head (&buf, cask_str ("k"), 1, 0, 0, 0xFFFFFFFFu);
+    cask_task_put_head (&buf, &(cask_task_t) { .key = cask_str ("k"), .fn = 1, .ndeps = 0xFFFFFFFFu });
     cask_put_u8 (&buf, 0);
     cask_put_u8 (&buf, 0);
     cask_rd_t rd;
@@ -899,7 +900,7 @@ START_TEST (test_records_task_hostile)
 
     //  Two entries' worth of bytes is one entry when holders come in pairs
     cask_buf_reset (&buf);
-    cask_task_put_head (&buf, cask_str ("k"), 1, 0, 0, 2);
+    cask_task_put_head (&buf, &(cask_task_t) { .key = cask_str ("k"), .fn = 1, .ndeps = 2 });
     cask_put_u8 (&buf, 0);
     cask_put_u8 (&buf, 0);
     cask_str_t empty_list = { "\x07\x00\x00\x00\x00", 5 };
@@ -914,7 +915,7 @@ START_TEST (test_records_task_hostile)
 
     //  args_size past the end
     cask_buf_reset (&buf);
-    cask_task_put_head (&buf, cask_str ("k"), 1, 0, 0, 0);
+    cask_task_put_head (&buf, &(cask_task_t) { .key = cask_str ("k"), .fn = 1 });
     cask_put_u32 (&buf, 0);
     cask_put_u32 (&buf, 1000);
     cask_put_raw (&buf, "\x00", 1);

@@ -91,11 +91,103 @@ int cask_map (cask_client_t *self, const char *fn, cask_value_t *inputs,
 int cask_gather (cask_client_t *self, cask_future_t **futures, size_t n,
                  int timeout_ms);
 
+//  Options of a submit. Zero-initialised (CASK_SUBMIT_DEFAULT) means: a key
+//  derived from function and arguments, so equal submits share one task
+//  (Dask's pure=True); no retries; priority 0.
+typedef struct {
+    const char *key;            //  custom key (at most 255 bytes, no NUL), or NULL
+    bool unique;                //  a fresh key even for equal submits (pure=False)
+    int32_t priority;           //  higher runs first among ready tasks
+    uint8_t retries;            //  run again up to this many times after a failure
+} cask_submit_opts_t;
+#define CASK_SUBMIT_DEFAULT ((cask_submit_opts_t) { NULL, false, 0, 0 })
+
+//  cask_submitv with options (opts NULL: the defaults).
+cask_future_t *cask_submit_opts (cask_client_t *self, const char *fn,
+                                 const cask_submit_opts_t *opts,
+                                 cask_value_t **args, size_t nargs);
+//  cask_map with options (opts->key is not allowed: each task needs its own).
+int cask_map_opts (cask_client_t *self, const char *fn, cask_value_t *inputs,
+                   const cask_submit_opts_t *opts, cask_future_t **futures);
+
+//  Which futures cask_wait waits for.
+typedef enum { CASK_WAIT_ALL = 0, CASK_WAIT_FIRST = 1 } cask_wait_t;
+//  Blocks until all (or the first) of the futures are done (finished,
+//  erred or cancelled), or timeout_ms passes (0: just look). Fetches no
+//  result. Returns the number done, or -1 on a bad argument (a future of
+//  another client) or a lost connection.
+int cask_wait (cask_client_t *self, cask_future_t **futures, size_t n,
+               cask_wait_t mode, int timeout_ms);
+
+//  Cancels the futures: tasks that have not run will not run, tasks that
+//  depend on them are cancelled too, and cask_future_result on any of them
+//  says cancelled. Cancelling a cancelled or finished-and-released future
+//  does nothing. Returns 0 or -1 (a future of another client).
+int cask_cancel (cask_client_t *self, cask_future_t **futures, size_t n);
+
+//  Back to a clean state in the broker and on every worker: results
+//  dropped, running tasks abandoned, every outstanding future (of every
+//  client) cancelled; registered libraries stay. Blocks until the cluster
+//  confirms, so it is usable at once. Returns 0 or -1.
+int cask_client_restart (cask_client_t *self, int timeout_ms);
+
+//  Puts values into the workers' memory (spread over the workers) and
+//  fills futures[0..n) with finished futures for them, to use as
+//  arguments. Takes ownership of each value (bytes travel without a copy).
+//  Blocks until the workers hold them. Returns 0, or -1 (no worker, a
+//  value larger than a worker's memory limit: then no future is made).
+int cask_scatter (cask_client_t *self, cask_value_t **values, size_t n,
+                  cask_future_t **futures, int timeout_ms);
+
+//  Fire and forget: the tasks run to the end even after every handle of
+//  them is destroyed. Returns 0 or -1.
+int cask_fire_and_forget (cask_client_t *self, cask_future_t **futures, size_t n);
+
+//  Publishes future under name for other clients (Dask's publish_dataset):
+//  the cluster keeps it until cask_unpublish. Blocks for the broker's
+//  answer. Returns 0, or -1 (name taken, unknown key).
+int cask_publish (cask_client_t *self, const char *name, cask_future_t *future,
+                  int timeout_ms);
+//  A new future for the dataset published under name, or NULL (no such
+//  name, timeout).
+cask_future_t *cask_get_dataset (cask_client_t *self, const char *name, int timeout_ms);
+//  Drops a published name. Returns 0 or -1 (no such name).
+int cask_unpublish (cask_client_t *self, const char *name, int timeout_ms);
+
+//  ---------------------------------------------------------------------
+//  as_completed: futures handed back in the order they finish.
+
+typedef struct _cask_as_completed_t cask_as_completed_t;
+enum { CASK_WITH_RESULTS = 1 };     //  flags: fetch each result before handing it out
+
+//  A new iterator over futures[0..n) (n may be 0). It keeps handles of its
+//  own: the caller's stay the caller's. flags: 0 or CASK_WITH_RESULTS.
+//  Returns NULL when out of memory or a future is of another client.
+cask_as_completed_t *cask_as_completed_new (cask_client_t *client,
+                                            cask_future_t **futures, size_t n,
+                                            int flags);
+//  Destroys the iterator and its handles; nulls *self_p. Safe twice.
+void cask_as_completed_destroy (cask_as_completed_t **self_p);
+//  Adds a future while iterating (the iterator takes a handle of its own).
+//  Returns 0 or -1.
+int cask_as_completed_add (cask_as_completed_t *self, cask_future_t *future);
+//  Blocks until one of the futures not yet handed out is done (finished,
+//  erred or cancelled) and returns a new handle of it, which the caller
+//  owns; in completion order. NULL when none is left or timeout_ms passed
+//  (cask_client_error says which).
+cask_future_t *cask_as_completed_next (cask_as_completed_t *self, int timeout_ms);
+//  Number of futures not yet handed out.
+size_t cask_as_completed_count (cask_as_completed_t *self);
+
 //  ---------------------------------------------------------------------
 //  Futures
 
-//  Destroys the handle and nulls *self_p; safe twice. (Issue 3: releases
-//  the key when it was the last handle.)
+//  A new handle of the same future (the key stays held while any is).
+cask_future_t *cask_future_dup (cask_future_t *self);
+
+//  Destroys the handle and nulls *self_p; safe twice. The last handle of a
+//  key releases it: the cluster forgets the task once no client and no
+//  waiting task needs it, and the worker frees the result.
 void cask_future_destroy (cask_future_t **self_p);
 //  The task's key, as the cluster knows it.
 const char *cask_future_key (cask_future_t *self);

@@ -1,7 +1,9 @@
 /*  test_scale.c - many tasks, and data that moves: a graph of 10,000 tasks
     with the right total in a bounded time, and results that must travel
     from the worker that made them to the worker that needs them, shown by
-    the workers' own counters and arriving intact (8 MB of bytes).
+    the workers' own counters and arriving intact (8 MB of bytes); and a
+    worker that joins after a library was registered, which must receive it
+    and take work at once.
 */
 #include <check.h>
 #include <stdio.h>
@@ -23,6 +25,34 @@ static int64_t s_int (cask_future_t *f)
 {
     return cask_harness_int (client, f, RESULT_TIMEOUT);
 }
+
+//  The library is registered while the cluster has no worker; the tasks
+//  submitted then can only run on workers that join afterwards, so their
+//  results prove each new worker received the library.
+START_TEST (test_late_worker_gets_libraries)
+{
+    cask_harness_test_start (&harness, 0, 1, &client, cask_harness_tutorial_lib ());
+    cask_future_t *early = cask_submit (client, "inc", cask_int64 (41), NULL);
+    ck_assert_msg (early != NULL, "%s", cask_client_error (client));
+    ck_assert_int_eq (cask_future_status (early), CASK_PENDING);
+    ck_assert_int_eq (cask_harness_add_workers (harness, 2, 1, NULL), 0);
+    ck_assert_int_eq (s_int (early), 42);
+    cask_future_t *futures [8];
+    int64_t inputs [8] = { 0, 1, 2, 3, 4, 5, 6, 7 };
+    ck_assert_int_eq (cask_map (client, "inc", cask_list_of_int64 (inputs, 8), futures), 0);
+    for (size_t i = 0; i < 8; i++) {
+        ck_assert_int_eq (s_int (futures [i]), inputs [i] + 1);
+        cask_future_destroy (&futures [i]);
+    }
+    for (size_t i = 0; i < 2; i++) {
+        cJSON *report = cask_harness_worker_report (harness, i, 5000);
+        ck_assert_ptr_nonnull (report);
+        ck_assert_int_eq (cask_harness_json_int (report, "libraries", -1), 1);
+        cJSON_Delete (report);
+    }
+    cask_future_destroy (&early);
+}
+END_TEST
 
 START_TEST (test_ten_thousand_tasks)
 {
@@ -202,6 +232,7 @@ int main (void)
 {
     TCase *tc = tcase_create ("scale");
     tcase_set_timeout (tc, 200);
+    tcase_add_test (tc, test_late_worker_gets_libraries);
     tcase_add_test (tc, test_ten_thousand_tasks);
     tcase_add_test (tc, test_results_move_between_workers);
     tcase_add_test (tc, test_tree_of_big_results);

@@ -34,13 +34,6 @@ s_compare_double (const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
-static void
-s_destroy_all (cask_future_t **futures, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        cask_future_destroy (&futures [i]);
-}
-
 static int
 s_throughput (cask_client_t *client, size_t n)
 {
@@ -64,7 +57,7 @@ s_throughput (cask_client_t *client, size_t n)
     else
         fprintf (stderr, "throughput: %s\n", cask_client_error (client));
     if (rc == 0)
-        s_destroy_all (futures, n);
+        cask_futures_destroy (futures, n);
     free (futures);
     free (xs);
     return rc;
@@ -134,7 +127,7 @@ s_graph (cask_client_t *client, size_t n, int64_t offset)
     else
         fprintf (stderr, "graph %zu: total %lld, expected %lld: %s\n", n, (long long) total,
                  (long long) expected, cask_future_error (level [0]));
-    s_destroy_all (all, count);
+    cask_futures_destroy (all, count);
     free (level);
     free (all);
     return rc == 0 && total == expected? 0: -1;

@@ -3,14 +3,29 @@
     One ROUTER socket. Each wake-up drains every message that is ready,
     feeding the graph, then flushes what the graph decided: per worker one
     FREE and one TASK batch, per client one STATE batch, in that order (a
-    FREE never overtakes a TASK that computes the same key again).
+    FREE never overtakes a TASK that computes the same key again). A FREE
+    that follows a TASK batched in the same wake-up sends both batches
+    first, so the worker sees FREEs and TASKs in the order they were made.
     Greetings, libraries, worker events, reports and errors are sent at once.
 
     Peers are known by routing id once they said HELLO, and by their id
     (clients and workers counted apart, from 1) in the graph.
+
+    A peer whose connection closes is treated as if it said BYE. ZeroMQ
+    hides connections, so the broker watches them through a socket monitor:
+    each peer's file descriptor is taken from its HELLO (ZMQ_SRCFD), and a
+    DISCONNECTED event names the descriptor that closed.
+
+    RESTART forgets the graph at once and sends RESTART to every worker;
+    until a worker answers RESTARTED, its DONEs are for tasks from before
+    (the pipe keeps order), so they are ignored. The client that asked gets
+    RESTARTED when every worker answered or left, or after S_RESTART_MSECS.
 */
 #include <czmq.h>
 #include <cjson/cJSON.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 #include <ctype.h>
 #include <errno.h>
 #include <stdarg.h>
@@ -18,6 +33,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 #include "cask_broker.h"
 #include "cask_graph.h"
 #include "cask_log.h"
@@ -31,6 +47,13 @@
 //  A batch body past this size goes out before another record is added.
 #define S_BATCH_BYTES (16u << 20)
 #define S_ID_KEY 16                  //  "%u" of a peer id
+//  Longest wait for workers to answer RESTART before the client is told.
+#define S_RESTART_MSECS 10000
+//  Memory is handed back to the system once the graph holds less than
+//  1/S_TRIM_RATIO of the most tasks it held, if that was S_TRIM_MIN or more.
+#define S_TRIM_RATIO 8
+#define S_TRIM_MIN 65536
+#define S_MONITOR_ENDPOINT "inproc://cask-broker-monitor"
 #define S_ROUTING_KEY (2 * 255 + 1)  //  hex of a routing id
 
 //  Records of one command bound for one peer, sent as one message.
@@ -47,6 +70,8 @@ typedef struct {
     char endpoint [CASK_MAX_KEY + 1];   //  workers: peer endpoint
     uint32_t nthreads;
     uint64_t memory_limit;
+    int fd;                     //  its connection's descriptor, or -1
+    uint32_t restarts_owed;     //  workers: RESTARTs not answered yet
     bool dirty;                 //  has batches to flush
     s_batch_t frees;
     s_batch_t tasks;
@@ -69,9 +94,16 @@ typedef struct {
     zmq_msg_t bytes;            //  the shared object, copied by reference
 } s_library_t;
 
+//  A client waiting for RESTARTED.
+typedef struct {
+    uint32_t client;
+    int64_t deadline;           //  zclock_mono
+} s_restart_t;
+
 struct _cask_broker_t {
     void *context;
     void *socket;
+    void *monitor;              //  PAIR: the ROUTER's connection events
     char endpoint [256];
     cask_log_t *log;
     cask_graph_t *graph;
@@ -86,6 +118,9 @@ struct _cask_broker_t {
     s_peer_t **dirty;           //  peers with batches to flush
     size_t ndirty;
     size_t capdirty;
+    size_t tasks_peak;          //  most tasks since memory was last trimmed
+    s_restart_t *restarts;      //  clients waiting for RESTARTED
+    size_t nrestarts;
     cask_message_t msg;         //  the message being handled
     cask_buf_t out;             //  body of the message being sent at once
 };
@@ -178,6 +213,7 @@ s_peer_new (cask_broker_t *self, const zmq_msg_t *routing, const cask_hello_t *h
     cask_str_copy (hello->endpoint, peer->endpoint, sizeof peer->endpoint);
     peer->nthreads = hello->nthreads;
     peer->memory_limit = hello->memory_limit;
+    peer->fd = -1;
     s_batch_init (&peer->frees);
     s_batch_init (&peer->tasks);
     s_batch_init (&peer->states);
@@ -323,10 +359,30 @@ s_sink_state (void *arg, uint32_t client, const cask_gtask_t *task)
 }
 
 static void
+s_sink_cancelled (void *arg, uint32_t client, cask_str_t key, const char *message)
+{
+    cask_broker_t *self = (cask_broker_t *) arg;
+    s_peer_t *peer = s_peer_by_id (self->clients, client);
+    cask_buf_t *body = peer ? s_batch_add (self, peer, &peer->states, 0) : NULL;
+    if (!body)
+        return;
+    cask_state_rec_t rec = { .key = key, .state = CASK_STATE_CANCELLED,
+                             .message = cask_str (message) };
+    cask_state_put (body, &rec);
+}
+
+//  A FREE may name a task dispatched earlier in this wake-up, whose TASK
+//  waits in the batch: what is batched goes out first, so the worker sees
+//  the FREE after that TASK.
+static void
 s_sink_free (void *arg, uint32_t worker, cask_str_t key)
 {
     cask_broker_t *self = (cask_broker_t *) arg;
     s_peer_t *peer = s_peer_by_id (self->workers, worker);
+    if (peer && peer->tasks.records.count) {
+        s_batch_send (self, peer, &peer->frees, CASK_MSG_FREE);
+        s_batch_send (self, peer, &peer->tasks, CASK_MSG_TASK);
+    }
     cask_buf_t *body = peer ? s_batch_add (self, peer, &peer->frees, 0) : NULL;
     if (body)
         cask_put_str8 (body, key);
@@ -444,6 +500,156 @@ s_tell_clients_worker (cask_broker_t *self, s_peer_t *worker, bool joined)
 }
 
 //  ---------------------------------------------------------------------
+//  Restarts
+
+static bool
+s_workers_restarting (cask_broker_t *self)
+{
+    for (s_peer_t *worker = zhashx_first (self->workers); worker; worker = zhashx_next (self->workers))
+        if (worker->restarts_owed)
+            return true;
+    return false;
+}
+
+//  Answers RESTARTED to the clients whose restart is complete or waited
+//  long enough.
+static void
+s_restarts_check (cask_broker_t *self)
+{
+    if (self->nrestarts == 0)
+        return;
+    bool complete = !s_workers_restarting (self);
+    int64_t now = zclock_mono ();
+    size_t kept = 0;
+    for (size_t i = 0; i < self->nrestarts; i++) {
+        s_restart_t *restart = &self->restarts [i];
+        if (!complete && now < restart->deadline) {
+            self->restarts [kept++] = *restart;
+            continue;
+        }
+        s_peer_t *client = s_peer_by_id (self->clients, restart->client);
+        if (!client)
+            continue;
+        if (!complete)
+            cask_log_print (self->log, CASK_LOG_WARNING,
+                            "restart of client %u: not every worker answered in %d ms",
+                            client->id, S_RESTART_MSECS);
+        s_peer_flush (self, client);        //  its STATE cancelled come first
+        cask_buf_reset (&self->out);
+        s_send (self, client, CASK_MSG_RESTARTED, &self->out, NULL);
+    }
+    self->nrestarts = kept;
+}
+
+static void
+s_on_restart (cask_broker_t *self, s_peer_t *client)
+{
+    s_restart_t *restarts = (s_restart_t *) realloc (self->restarts,
+        (self->nrestarts + 1) * sizeof (s_restart_t));
+    if (!restarts) {
+        cask_log_print (self->log, CASK_LOG_ERROR, "out of memory for a restart");
+        return;
+    }
+    self->restarts = restarts;
+    self->restarts [self->nrestarts++] = (s_restart_t) { client->id,
+                                                         zclock_mono () + S_RESTART_MSECS };
+    cask_log_print (self->log, CASK_LOG_INFO, "client %u restarts the cluster", client->id);
+    //  What was decided before goes out before RESTART, which drops it
+    s_flush (self);
+    cask_graph_restart (self->graph, "cluster restarted");
+    cask_buf_reset (&self->out);
+    for (s_peer_t *worker = zhashx_first (self->workers); worker; worker = zhashx_next (self->workers)) {
+        worker->restarts_owed++;
+        s_send (self, worker, CASK_MSG_RESTART, &self->out, NULL);
+    }
+    s_restarts_check (self);
+}
+
+static void
+s_on_restarted (cask_broker_t *self, s_peer_t *worker)
+{
+    if (worker->restarts_owed)
+        worker->restarts_owed--;
+    s_restarts_check (self);
+}
+
+//  ---------------------------------------------------------------------
+//  Connections that close
+
+static s_peer_t *
+s_peer_by_fd (cask_broker_t *self, int fd)
+{
+    for (s_peer_t *peer = zhashx_first (self->peers); peer; peer = zhashx_next (self->peers))
+        if (peer->fd == fd)
+            return peer;
+    return NULL;
+}
+
+static void s_peer_gone (cask_broker_t *self, s_peer_t *peer, const char *how);
+
+//  Reads one monitor event: its number and value. -1 when none is ready.
+static int
+s_monitor_event (cask_broker_t *self, uint16_t *event, uint32_t *value)
+{
+    zmq_msg_t frame;
+    zmq_msg_init (&frame);
+    if (zmq_msg_recv (&frame, self->monitor, ZMQ_DONTWAIT) == -1) {
+        zmq_msg_close (&frame);
+        return -1;
+    }
+    bool valid = zmq_msg_size (&frame) == 6;
+    if (valid) {
+        const uint8_t *data = (const uint8_t *) zmq_msg_data (&frame);
+        memcpy (event, data, sizeof *event);
+        memcpy (value, data + 2, sizeof *value);
+    }
+    //  The second frame is the endpoint, which says nothing about the peer
+    while (zmq_msg_more (&frame) && zmq_msg_recv (&frame, self->monitor, 0) != -1)
+        ;
+    zmq_msg_close (&frame);
+    if (!valid)
+        *event = 0;
+    return 0;
+}
+
+//  Treats the peers whose connections closed as gone. A descriptor is
+//  reused by the next connection accepted, so a DISCONNECTED event must be
+//  read before the HELLO of a connection that got the same number: this
+//  runs before the ROUTER is read on each wake-up, and again before each
+//  HELLO is recorded. An event is queued before its descriptor is closed,
+//  hence before any connection can reuse it, so the HELLO of a reused
+//  descriptor always finds the old event queued. What remains: a peer
+//  that reconnects on its own (a ZeroMQ reconnect after a network error)
+//  comes back with a new routing id, unknown until it says HELLO again, and
+//  libzmq drops monitor events when the monitor's pipe is full (its queue
+//  is made unlimited here, so only memory bounds it).
+static void
+s_drain_monitor (cask_broker_t *self)
+{
+    uint16_t event;
+    uint32_t fd;
+    while (s_monitor_event (self, &event, &fd) == 0) {
+        s_peer_t *peer = event == ZMQ_EVENT_DISCONNECTED ? s_peer_by_fd (self, (int) fd) : NULL;
+        if (peer)
+            s_peer_gone (self, peer, "lost its connection");
+    }
+}
+
+static int
+s_monitor_open (cask_broker_t *self)
+{
+    int zero = 0;
+    if (zmq_socket_monitor (self->socket, S_MONITOR_ENDPOINT, ZMQ_EVENT_DISCONNECTED))
+        return -1;
+    self->monitor = zmq_socket (self->context, ZMQ_PAIR);
+    if (!self->monitor)
+        return -1;
+    zmq_setsockopt (self->monitor, ZMQ_RCVHWM, &zero, sizeof zero);
+    zmq_setsockopt (self->monitor, ZMQ_LINGER, &zero, sizeof zero);
+    return zmq_connect (self->monitor, S_MONITOR_ENDPOINT);
+}
+
+//  ---------------------------------------------------------------------
 //  Commands
 
 static void
@@ -463,11 +669,15 @@ s_on_hello (cask_broker_t *self, cask_rd_t *rd)
         s_reply_error (self, CASK_ERR_MALFORMED, "worker HELLO needs nthreads and a peer endpoint");
         return;
     }
+    //  A connection that closed before this one was accepted may have left
+    //  this descriptor number free for it: its event is queued already
+    s_drain_monitor (self);
     s_peer_t *peer = s_peer_new (self, &self->msg.routing, &hello);
     if (!peer) {
         cask_log_print (self->log, CASK_LOG_ERROR, "out of memory for a new peer");
         return;
     }
+    peer->fd = zmq_msg_get (&self->msg.body, ZMQ_SRCFD);
     cask_log_print (self->log, CASK_LOG_INFO, "%s %u joined: %s%s%s", s_role_name (peer->role),
                     peer->id, peer->name, peer->role == CASK_ROLE_WORKER ? " at " : "",
                     peer->endpoint);
@@ -481,11 +691,12 @@ s_on_hello (cask_broker_t *self, cask_rd_t *rd)
     }
 }
 
+//  The peer left (BYE), or its connection closed (how).
 static void
-s_on_bye (cask_broker_t *self, s_peer_t *peer)
+s_peer_gone (cask_broker_t *self, s_peer_t *peer, const char *how)
 {
-    cask_log_print (self->log, CASK_LOG_INFO, "%s %u left: %s", s_role_name (peer->role), peer->id,
-                    peer->name);
+    cask_log_print (self->log, CASK_LOG_INFO, "%s %u %s: %s", s_role_name (peer->role), peer->id,
+                    how, peer->name);
     if (peer->role == CASK_ROLE_CLIENT)
         cask_graph_client_gone (self->graph, peer->id);
     else {
@@ -493,6 +704,13 @@ s_on_bye (cask_broker_t *self, s_peer_t *peer)
         s_tell_clients_worker (self, peer, false);
     }
     s_peer_remove (self, peer);
+    s_restarts_check (self);
+}
+
+static void
+s_on_bye (cask_broker_t *self, s_peer_t *peer)
+{
+    s_peer_gone (self, peer, "left");
 }
 
 //  Reads the function table of a REGISTER into a new library, or answers
@@ -660,24 +878,99 @@ s_on_submit (cask_broker_t *self, s_peer_t *client, cask_rd_t *rd)
         s_reply_error (self, CASK_ERR_MALFORMED, "malformed SUBMIT");
 }
 
-static void
-s_on_release (cask_broker_t *self, s_peer_t *client, cask_rd_t *rd)
+//  What a batch of keys asks of the graph for client: 0, or -1 when it
+//  does not apply to the key.
+typedef int (s_key_fn) (cask_graph_t *graph, uint32_t client, cask_str_t key);
+
+static int
+s_fire (cask_graph_t *graph, uint32_t client, cask_str_t key)
 {
+    (void) client;              //  a fire hold is nobody's
+    return cask_graph_fire (graph, key);
+}
+
+//  RELEASE, CANCEL and FIRE: a batch of keys, each handed to fn.
+static void
+s_on_keys (cask_broker_t *self, s_peer_t *client, cask_rd_t *rd, s_key_fn *fn)
+{
+    const char *command = cask_command_name (self->msg.command);
     uint32_t count = cask_get_u32 (rd);
     for (uint32_t i = 0; i < count && !rd->failed; i++) {
         cask_str_t key = cask_get_str8 (rd);
-        if (!rd->failed && cask_graph_release (self->graph, client->id, key))
-            cask_log_print (self->log, CASK_LOG_DEBUG,
-                            "client %u released %.*s, which it did not hold", client->id,
-                            (int) key.len, key.ptr);
+        if (!rd->failed && fn (self->graph, client->id, key))
+            cask_log_print (self->log, CASK_LOG_DEBUG, "%s %.*s from client %u ignored: %s",
+                            command, (int) key.len, key.ptr, client->id,
+                            fn == s_fire ? "unknown key" : "not held");
     }
     if (!cask_rd_done (rd))
-        s_reply_error (self, CASK_ERR_MALFORMED, "malformed RELEASE");
+        s_reply_error (self, CASK_ERR_MALFORMED, "malformed %s", command);
+}
+
+static void
+s_on_scatter (cask_broker_t *self, s_peer_t *client, cask_rd_t *rd)
+{
+    uint32_t count = cask_get_u32 (rd);
+    for (uint32_t i = 0; i < count && !rd->failed; i++) {
+        cask_scatter_t rec;
+        cask_scatter_get (rd, &rec);
+        if (!rd->failed && cask_graph_scatter (self->graph, client->id, rec.key, rec.worker))
+            cask_log_print (self->log, CASK_LOG_DEBUG, "SCATTER of an empty key ignored");
+    }
+    if (!cask_rd_done (rd))
+        s_reply_error (self, CASK_ERR_MALFORMED, "malformed SCATTER");
+}
+
+static void
+s_send_dataset (cask_broker_t *self, s_peer_t *client, cask_str_t name, cask_str_t key)
+{
+    cask_dataset_t rec = { name, key };
+    cask_buf_reset (&self->out);
+    cask_dataset_put (&self->out, &rec);
+    s_send (self, client, CASK_MSG_DATASET, &self->out, NULL);
+}
+
+//  PUBLISH, LOOKUP, UNPUBLISH. Each is answered DATASET (name, key); PUBLISH
+//  and UNPUBLISH that fail are answered ERROR about the name instead.
+static void
+s_on_dataset (cask_broker_t *self, s_peer_t *client, cask_rd_t *rd)
+{
+    cask_dataset_t rec;
+    cask_dataset_get (rd, &rec);
+    if (!cask_rd_done (rd)) {
+        s_reply_error (self, CASK_ERR_MALFORMED, "malformed %s",
+                       cask_command_name (self->msg.command));
+        return;
+    }
+    if (self->msg.command == CASK_MSG_LOOKUP) {
+        s_send_dataset (self, client, rec.name,
+                        cask_graph_lookup (self->graph, client->id, rec.name));
+        return;
+    }
+    int code = self->msg.command == CASK_MSG_PUBLISH
+             ? cask_graph_publish (self->graph, rec.name, rec.key)
+             : cask_graph_unpublish (self->graph, rec.name);
+    if (code == 0) {
+        s_send_dataset (self, client, rec.name, rec.key);
+        return;
+    }
+    char text [512];
+    snprintf (text, sizeof text, code == CASK_ERR_EXISTS ? "name %.*s is published already"
+              : self->msg.command == CASK_MSG_PUBLISH ? "cannot publish %.*s: unknown key"
+              : "no dataset is published as %.*s", (int) rec.name.len, rec.name.ptr);
+    cask_error_t error = { (uint16_t) code, rec.name, cask_str (text) };
+    cask_buf_reset (&self->out);
+    cask_error_put (&self->out, &error);
+    s_send (self, client, CASK_MSG_ERROR, &self->out, NULL);
 }
 
 static void
 s_on_done (cask_broker_t *self, s_peer_t *worker, cask_rd_t *rd)
 {
+    if (worker->restarts_owed) {
+        cask_log_print (self->log, CASK_LOG_DEBUG, "DONE from worker %u ignored: from before RESTART",
+                        worker->id);
+        return;
+    }
     uint32_t count = cask_get_u32 (rd);
     for (uint32_t i = 0; i < count && !rd->failed; i++) {
         cask_done_t rec;
@@ -745,6 +1038,21 @@ s_report_workers (cask_broker_t *self)
     return workers;
 }
 
+//  Resident memory of this process, or 0 when /proc does not say.
+static uint64_t
+s_rss_bytes (void)
+{
+    unsigned long long size = 0, resident = 0;
+    FILE *file = fopen ("/proc/self/statm", "r");
+    if (!file)
+        return 0;
+    if (fscanf (file, "%llu %llu", &size, &resident) != 2)
+        resident = 0;
+    fclose (file);
+    long page = sysconf (_SC_PAGESIZE);
+    return page > 0 ? resident * (uint64_t) page : 0;
+}
+
 static cJSON *
 s_report (cask_broker_t *self)
 {
@@ -760,6 +1068,7 @@ s_report (cask_broker_t *self)
     cJSON_AddNumberToObject (tasks, "released", (double) counts.released);
     cJSON_AddNumberToObject (tasks, "total", (double) counts.total);
     cJSON_AddNumberToObject (report, "clients", (double) zhashx_size (self->clients));
+    cJSON_AddNumberToObject (report, "rss_bytes", (double) s_rss_bytes ());
     cJSON_AddNumberToObject (report, "libraries", (double) self->nlibraries);
     cJSON *functions = cJSON_AddArrayToObject (report, "functions");
     for (size_t i = 0; i < self->nlibraries; i++)
@@ -797,12 +1106,42 @@ s_allowed (uint8_t command, uint8_t role)
         case CASK_MSG_REGISTER:
         case CASK_MSG_SUBMIT:
         case CASK_MSG_RELEASE:
+        case CASK_MSG_CANCEL:
+        case CASK_MSG_RESTART:
+        case CASK_MSG_FIRE:
+        case CASK_MSG_SCATTER:
+        case CASK_MSG_PUBLISH:
+        case CASK_MSG_LOOKUP:
+        case CASK_MSG_UNPUBLISH:
             return role == CASK_ROLE_CLIENT;
         case CASK_MSG_DONE:
         case CASK_MSG_LIBFAIL:
+        case CASK_MSG_RESTARTED:
             return role == CASK_ROLE_WORKER;
         default:
             return false;
+    }
+}
+
+//  Handles a command s_allowed lets peer send.
+static void
+s_dispatch_command (cask_broker_t *self, s_peer_t *peer, cask_rd_t *rd)
+{
+    switch (self->msg.command) {
+        case CASK_MSG_BYE: s_on_bye (self, peer); break;
+        case CASK_MSG_REGISTER: s_on_register (self, peer, rd); break;
+        case CASK_MSG_SUBMIT: s_on_submit (self, peer, rd); break;
+        case CASK_MSG_RELEASE: s_on_keys (self, peer, rd, cask_graph_release); break;
+        case CASK_MSG_CANCEL: s_on_keys (self, peer, rd, cask_graph_cancel); break;
+        case CASK_MSG_FIRE: s_on_keys (self, peer, rd, s_fire); break;
+        case CASK_MSG_SCATTER: s_on_scatter (self, peer, rd); break;
+        case CASK_MSG_RESTART: s_on_restart (self, peer); break;
+        case CASK_MSG_PUBLISH:
+        case CASK_MSG_LOOKUP:
+        case CASK_MSG_UNPUBLISH: s_on_dataset (self, peer, rd); break;
+        case CASK_MSG_DONE: s_on_done (self, peer, rd); break;
+        case CASK_MSG_RESTARTED: s_on_restarted (self, peer); break;
+        default: s_on_libfail (self, peer, rd); break;
     }
 }
 
@@ -837,22 +1176,7 @@ s_handle (cask_broker_t *self)
         s_reply_error (self, CASK_ERR_COMMAND, "command %s (0x%02x) is not valid from a %s",
                        cask_command_name (msg->command), msg->command, s_role_name (peer->role));
     else
-    if (msg->command == CASK_MSG_BYE)
-        s_on_bye (self, peer);
-    else
-    if (msg->command == CASK_MSG_REGISTER)
-        s_on_register (self, peer, &rd);
-    else
-    if (msg->command == CASK_MSG_SUBMIT)
-        s_on_submit (self, peer, &rd);
-    else
-    if (msg->command == CASK_MSG_RELEASE)
-        s_on_release (self, peer, &rd);
-    else
-    if (msg->command == CASK_MSG_DONE)
-        s_on_done (self, peer, &rd);
-    else
-        s_on_libfail (self, peer, &rd);
+        s_dispatch_command (self, peer, &rd);
 }
 
 //  Handles every message that is ready. Returns -1 when the socket failed.
@@ -877,6 +1201,24 @@ s_drain (cask_broker_t *self)
     return 0;
 }
 
+//  After a flood of tasks has gone, the freed task records lie all over
+//  the heap, which malloc only gives back from its top: ask for the rest.
+static void
+s_trim_memory (cask_broker_t *self)
+{
+    cask_graph_counts_t counts;
+    cask_graph_counts (self->graph, &counts);
+    if (counts.total > self->tasks_peak)
+        self->tasks_peak = counts.total;
+    else
+    if (self->tasks_peak >= S_TRIM_MIN && counts.total * S_TRIM_RATIO < self->tasks_peak) {
+#ifdef __GLIBC__
+        malloc_trim (0);
+#endif
+        self->tasks_peak = counts.total;
+    }
+}
+
 //  ---------------------------------------------------------------------
 //  Public API
 
@@ -892,7 +1234,7 @@ s_bind (cask_broker_t *self, const char *endpoint)
     zmq_setsockopt (self->socket, ZMQ_SNDHWM, &zero, sizeof zero);
     zmq_setsockopt (self->socket, ZMQ_RCVHWM, &zero, sizeof zero);
     zmq_setsockopt (self->socket, ZMQ_LINGER, &zero, sizeof zero);
-    if (zmq_bind (self->socket, endpoint))
+    if (zmq_bind (self->socket, endpoint) || s_monitor_open (self))
         return -1;
     size_t size = sizeof self->endpoint;
     return zmq_getsockopt (self->socket, ZMQ_LAST_ENDPOINT, self->endpoint, &size);
@@ -908,7 +1250,7 @@ cask_broker_new (const char *endpoint, bool verbose)
     self->log = cask_log_new ("cask-broker", verbose ? CASK_LOG_DEBUG : CASK_LOG_INFO);
     cask_message_init (&self->msg);
     cask_buf_init (&self->out);
-    cask_graph_sink_t sink = { s_sink_dispatch, s_sink_state, s_sink_free };
+    cask_graph_sink_t sink = { s_sink_dispatch, s_sink_state, s_sink_free, s_sink_cancelled };
     self->graph = cask_graph_new (&sink, self);
     self->peers = zhashx_new ();
     self->clients = zhashx_new ();
@@ -933,6 +1275,8 @@ cask_broker_destroy (cask_broker_t **self_p)
     cask_broker_t *self = *self_p;
     if (!self)
         return;
+    if (self->monitor)
+        zmq_close (self->monitor);
     if (self->socket)
         zmq_close (self->socket);
     if (self->context)
@@ -945,6 +1289,7 @@ cask_broker_destroy (cask_broker_t **self_p)
         s_library_destroy (&self->libraries [i]);
     free (self->libraries);
     free (self->dirty);
+    free (self->restarts);
     cask_message_close (&self->msg);
     cask_buf_free (&self->out);
     cask_log_destroy (&self->log);
@@ -962,15 +1307,21 @@ int
 cask_broker_run (cask_broker_t *self, volatile sig_atomic_t *stop)
 {
     while (!*stop) {
-        zmq_pollitem_t item = { self->socket, 0, ZMQ_POLLIN, 0 };
-        int rc = zmq_poll (&item, 1, S_POLL_MSECS);
+        zmq_pollitem_t items [] = { { self->socket, 0, ZMQ_POLLIN, 0 },
+                                    { self->monitor, 0, ZMQ_POLLIN, 0 } };
+        int rc = zmq_poll (items, 2, S_POLL_MSECS);
         if (rc == -1 && errno == EINTR)
             continue;
+        //  Closed connections first: see s_drain_monitor
+        if (rc != -1)
+            s_drain_monitor (self);
         if (rc == -1 || s_drain (self)) {
             cask_log_print (self->log, CASK_LOG_ERROR, "socket failed: %s", zmq_strerror (errno));
             return -1;
         }
+        s_restarts_check (self);
         s_flush (self);
+        s_trim_memory (self);
     }
     return 0;
 }

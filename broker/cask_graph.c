@@ -9,8 +9,13 @@
     Every change that may make a task unwanted, forgettable or wanted again
     "touches" it; settling pops touched tasks and releases, forgets or
     revives them, iteratively, so cascades over long chains never recurse.
+
+    Memory goes back when tasks go: the task map is rebuilt smaller once it
+    holds far fewer tasks than it did, and scratch stacks are dropped when
+    a cascade left them large.
 */
 #include <assert.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,6 +29,12 @@
 #define S_DEFAULT_DURATION 1e-3
 //  The mean duration follows the last S_DURATION_WINDOW runs.
 #define S_DURATION_WINDOW 16
+//  The task map is rebuilt when it holds less than 1/S_SHRINK_RATIO of
+//  its high-water mark, if that was at least S_SHRINK_MIN tasks.
+#define S_SHRINK_RATIO 8
+#define S_SHRINK_MIN 4096
+//  Scratch stacks larger than this are freed once empty.
+#define S_VEC_KEEP 4096
 
 typedef enum {
     S_WAITING,                  //  some dependency not in memory
@@ -78,6 +89,9 @@ struct _cask_gtask_t {
     uint8_t flags;
     bool touched;               //  on the settle stack
     uint8_t type;               //  memory: cask_type_t of the result
+    uint8_t retries;            //  runs left after a failure
+    bool scattered;             //  uploaded by a client: no function, no lineage
+    uint32_t mark;              //  walk that last visited it (cancel)
     uint32_t fn;
     int32_t priority;
     uint32_t ndeps;
@@ -116,10 +130,20 @@ typedef struct {
     uint32_t runs;
 } s_function_t;
 
+//  A published name and the task it holds.
+typedef struct {
+    cask_gtask_t *task;
+    size_t name_len;
+    char name [CASK_MAX_KEY + 1];
+} s_name_t;
+
 struct _cask_graph_t {
     cask_graph_sink_t sink;
     void *arg;
     cask_keymap_t *tasks;       //  by key
+    size_t peak_tasks;          //  most tasks since the map was made
+    cask_keymap_t *names;       //  published names (s_name_t)
+    uint32_t walk;              //  the latest walk's mark
     size_t counts [S_NSTATES];
     s_worker_t **workers;
     size_t nworkers;
@@ -129,7 +153,7 @@ struct _cask_graph_t {
     cask_gtask_t *ready_head;   //  ready tasks waiting for a worker
     cask_gtask_t *ready_tail;
     s_vec_t touched;            //  to settle
-    s_vec_t failing;            //  error propagation
+    s_vec_t stack;              //  walks over dependents (failure, cancel)
 };
 
 //  ---------------------------------------------------------------------
@@ -181,6 +205,12 @@ s_holds_needs (uint8_t state)
     return state == S_WAITING || state == S_READY || state == S_PROCESSING;
 }
 
+static bool
+s_is_client (uint32_t holder)
+{
+    return holder != CASK_GRAPH_FIRE && holder != CASK_GRAPH_PUBLISHED;
+}
+
 static void
 s_touch (cask_graph_t *self, cask_gtask_t *task)
 {
@@ -205,6 +235,14 @@ static cask_gtask_t *
 s_find (cask_graph_t *self, cask_str_t key)
 {
     return (cask_gtask_t *) cask_keymap_lookup (self->tasks, key.ptr, key.len);
+}
+
+static const void *
+s_name_key (const void *item, size_t *size)
+{
+    const s_name_t *name = (const s_name_t *) item;
+    *size = name->name_len;
+    return name->name;
 }
 
 //  ---------------------------------------------------------------------
@@ -251,8 +289,9 @@ s_worker (cask_graph_t *self, uint32_t id)
 
 //  The worker where task would start soonest: the time to fetch the
 //  dependency bytes it lacks, plus the time its queue takes to drain.
+//  avoid (may be NULL) is taken only when it is the only worker.
 static s_worker_t *
-s_place (cask_graph_t *self, cask_gtask_t *task)
+s_place (cask_graph_t *self, cask_gtask_t *task, s_worker_t *avoid)
 {
     uint64_t total_bytes = 0;
     for (size_t i = 0; i < self->nworkers; i++) {
@@ -274,6 +313,8 @@ s_place (cask_graph_t *self, cask_gtask_t *task)
     double best_start = 0;
     for (size_t i = 0; i < self->nworkers; i++) {
         s_worker_t *worker = self->workers [i];
+        if (worker == avoid && self->nworkers > 1)
+            continue;
         double start = (total_bytes - worker->local_bytes) / S_BANDWIDTH
                      + (task->ndeps - worker->local_deps) * S_FETCH_LATENCY
                      + (double) worker->inflight / worker->nthreads * duration;
@@ -367,7 +408,19 @@ static void
 s_notify_holders (cask_graph_t *self, cask_gtask_t *task)
 {
     for (uint32_t i = 0; i < task->nholds; i++)
-        self->sink.state (self->arg, task->holds [i].client, task);
+        if (s_is_client (task->holds [i].client))
+            self->sink.state (self->arg, task->holds [i].client, task);
+}
+
+//  A fire-and-forget task finished: nobody holds it for that any more.
+static void
+s_drop_fire (cask_graph_t *self, cask_gtask_t *task)
+{
+    s_hold_t *hold = s_hold_find (task, CASK_GRAPH_FIRE);
+    if (hold) {
+        s_hold_drop (task, hold, true);
+        s_touch (self, task);
+    }
 }
 
 //  ---------------------------------------------------------------------
@@ -466,7 +519,7 @@ s_dispatch (cask_graph_t *self, cask_gtask_t *task, s_worker_t *worker)
 static void
 s_make_ready (cask_graph_t *self, cask_gtask_t *task)
 {
-    s_worker_t *worker = s_place (self, task);
+    s_worker_t *worker = s_place (self, task, NULL);
     if (worker)
         s_dispatch (self, task, worker);
     else
@@ -485,8 +538,8 @@ s_lose_result (cask_graph_t *self, cask_gtask_t *task)
 static void
 s_fail (cask_graph_t *self, cask_gtask_t *task, s_error_t *error)
 {
-    s_vec_push (&self->failing, task);
-    while ((task = s_vec_pop (&self->failing))) {
+    s_vec_push (&self->stack, task);
+    while ((task = s_vec_pop (&self->stack))) {
         if (task->state == S_ERRED)
             continue;           //  reached twice through repeated deps
         task->error = error;
@@ -494,20 +547,43 @@ s_fail (cask_graph_t *self, cask_gtask_t *task, s_error_t *error)
         task->worker = NULL;
         s_set_state (self, task, S_ERRED);
         s_notify_holders (self, task);
+        s_drop_fire (self, task);
         s_touch (self, task);
         for (uint32_t i = 0; i < task->ndependents; i++) {
             cask_gtask_t *dependent = task->dependents [i].task;
             if (dependent->state == S_WAITING || dependent->state == S_READY)
-                s_vec_push (&self->failing, dependent);
+                s_vec_push (&self->stack, dependent);
         }
     }
     s_error_unref (&error);
+}
+
+static s_error_t *
+s_error_printf (cask_str_t cause, cask_str_t function, uint32_t worker, const char *format, ...)
+    __attribute__ ((format (printf, 4, 5)));
+
+//  An error whose message is formatted (at most 511 bytes).
+static s_error_t *
+s_error_printf (cask_str_t cause, cask_str_t function, uint32_t worker, const char *format, ...)
+{
+    char message [512];
+    va_list args;
+    va_start (args, format);
+    int len = vsnprintf (message, sizeof message, format, args);
+    va_end (args);
+    size_t size = len < 0 ? 0 : (size_t) len < sizeof message ? (size_t) len : sizeof message - 1;
+    return s_error_new (cause, function, worker, message, size);
 }
 
 //  A released task is wanted again: compute it again, with its dependencies.
 static void
 s_revive (cask_graph_t *self, cask_gtask_t *task)
 {
+    if (task->scattered) {
+        s_fail (self, task, s_error_printf (s_view (task->key, task->key_len), s_view ("", 0), 0,
+                                            "scattered data was released: no lineage to compute it again"));
+        return;
+    }
     for (uint32_t i = 0; i < task->ndeps; i++) {
         s_error_t *error = task->deps [i].task->error;
         if (error) {
@@ -611,6 +687,53 @@ s_forget (cask_graph_t *self, cask_gtask_t *task)
     s_task_free (task);
 }
 
+static void
+s_vec_trim (s_vec_t *vec)
+{
+    if (vec->size == 0 && vec->cap > S_VEC_KEEP) {
+        free (vec->items);
+        memset (vec, 0, sizeof (s_vec_t));
+    }
+}
+
+//  An open-addressing map never shrinks: after a flood of tasks has gone,
+//  move the few left to a fresh map so the big slot array is freed.
+static void
+s_compact (cask_graph_t *self)
+{
+    size_t size = cask_keymap_size (self->tasks);
+    if (size > self->peak_tasks)
+        self->peak_tasks = size;
+    s_vec_trim (&self->touched);
+    s_vec_trim (&self->stack);
+    if (self->peak_tasks < S_SHRINK_MIN || size * S_SHRINK_RATIO >= self->peak_tasks)
+        return;
+    cask_keymap_t *tasks = cask_keymap_new (s_task_key);
+    cask_gtask_t *task;
+    size_t cursor = 0;
+    while (tasks && (task = cask_keymap_next (self->tasks, &cursor)))
+        if (cask_keymap_insert (tasks, task))
+            cask_keymap_destroy (&tasks);   //  out of memory: keep the old map
+    if (!tasks)
+        return;
+    cask_keymap_destroy (&self->tasks);
+    self->tasks = tasks;
+    self->peak_tasks = size;
+}
+
+//  Nobody wants a task its worker has not finished: the worker drops it at
+//  once (FREE), and its DONE, if one is already on the way, is ignored. A
+//  scattered task waits for its DONE instead, for the upload may reach the
+//  worker after the FREE and would then be held there for ever.
+static void
+s_abandon (cask_graph_t *self, cask_gtask_t *task)
+{
+    self->sink.free (self->arg, task->worker->id, s_view (task->key, task->key_len));
+    task->worker->inflight--;
+    task->worker = NULL;
+    s_set_state (self, task, S_RELEASED);
+}
+
 //  Releases what nobody wants, forgets what nothing refers to, computes
 //  again what is wanted but gone, until nothing changes.
 static void
@@ -627,6 +750,9 @@ s_settle (cask_graph_t *self)
         if (task->state == S_WAITING || task->state == S_READY)
             s_set_state (self, task, S_RELEASED);
         else
+        if (task->state == S_PROCESSING && !task->scattered)
+            s_abandon (self, task);
+        else
         if (task->state == S_MEMORY) {
             self->sink.free (self->arg, task->worker->id, s_view (task->key, task->key_len));
             s_lose_result (self, task);
@@ -634,6 +760,7 @@ s_settle (cask_graph_t *self)
         if (task->ndependents == 0 && task->state != S_PROCESSING)
             s_forget (self, task);
     }
+    s_compact (self);
 }
 
 //  ---------------------------------------------------------------------
@@ -648,11 +775,33 @@ cask_graph_new (const cask_graph_sink_t *sink, void *arg)
     self->sink = *sink;
     self->arg = arg;
     self->tasks = cask_keymap_new (s_task_key);
-    if (!self->tasks) {
-        free (self);
+    self->names = cask_keymap_new (s_name_key);
+    if (!self->tasks || !self->names) {
+        cask_graph_destroy (&self);
         return NULL;
     }
     return self;
+}
+
+//  Frees every task and name, leaving both maps empty (NULL when out of
+//  memory to make them again).
+static void
+s_clear (cask_graph_t *self)
+{
+    size_t cursor = 0;
+    s_name_t *name;
+    while (self->names && (name = cask_keymap_next (self->names, &cursor)))
+        free (name);
+    cask_keymap_destroy (&self->names);
+    //  Links point both ways: drop them all before freeing any task.
+    cask_gtask_t *task;
+    cursor = 0;
+    while (self->tasks && (task = cask_keymap_next (self->tasks, &cursor)))
+        task->ndeps = 0;
+    cursor = 0;
+    while (self->tasks && (task = cask_keymap_next (self->tasks, &cursor)))
+        s_task_free (task);
+    cask_keymap_destroy (&self->tasks);
 }
 
 void
@@ -661,15 +810,7 @@ cask_graph_destroy (cask_graph_t **self_p)
     cask_graph_t *self = *self_p;
     if (!self)
         return;
-    //  Links point both ways: drop them all before freeing any task.
-    cask_gtask_t *task;
-    size_t cursor = 0;
-    while ((task = cask_keymap_next (self->tasks, &cursor)))
-        task->ndeps = 0;
-    cursor = 0;
-    while ((task = cask_keymap_next (self->tasks, &cursor)))
-        s_task_free (task);
-    cask_keymap_destroy (&self->tasks);
+    s_clear (self);
     for (size_t i = 0; i < self->nworkers; i++)
         free (self->workers [i]);
     free (self->workers);
@@ -677,7 +818,7 @@ cask_graph_destroy (cask_graph_t **self_p)
         free (self->functions [i].name);
     free (self->functions);
     free (self->touched.items);
-    free (self->failing.items);
+    free (self->stack.items);
     free (self);
     *self_p = NULL;
 }
@@ -709,6 +850,39 @@ cask_graph_function_add (cask_graph_t *self, uint32_t id, cask_str_t name)
     return 0;
 }
 
+typedef struct {
+    cask_gtask_t *task;
+    size_t order;               //  place in the queue: ties keep it
+} s_ranked_t;
+
+static int
+s_ranked_compare (const void *a, const void *b)
+{
+    const s_ranked_t *x = (const s_ranked_t *) a, *y = (const s_ranked_t *) b;
+    if (x->task->priority != y->task->priority)
+        return x->task->priority > y->task->priority ? -1 : 1;
+    return x->order < y->order ? -1 : x->order > y->order;
+}
+
+//  Orders the ready queue by priority, higher first, keeping the order of
+//  arrival among equals (when out of memory it stays as it is).
+static void
+s_queue_sort (cask_graph_t *self)
+{
+    size_t count = self->counts [S_READY];
+    s_ranked_t *ranked = count > 1 ? malloc (count * sizeof (s_ranked_t)) : NULL;
+    if (!ranked)
+        return;
+    size_t order = 0;
+    for (cask_gtask_t *task = self->ready_head; task; task = task->next, order++)
+        ranked [order] = (s_ranked_t) { task, order };
+    qsort (ranked, count, sizeof (s_ranked_t), s_ranked_compare);
+    self->ready_head = self->ready_tail = NULL;
+    for (size_t i = 0; i < count; i++)
+        s_queue_append (self, ranked [i].task);
+    free (ranked);
+}
+
 int
 cask_graph_worker_add (cask_graph_t *self, uint32_t id, cask_str_t endpoint,
                        uint32_t nthreads)
@@ -731,21 +905,26 @@ cask_graph_worker_add (cask_graph_t *self, uint32_t id, cask_str_t endpoint,
     memcpy (worker->endpoint, endpoint.ptr, endpoint.len);
     worker->endpoint_len = endpoint.len;
     self->workers [self->nworkers++] = worker;
+    s_queue_sort (self);
     while (self->ready_head)
         s_make_ready (self, self->ready_head);
     return 0;
 }
 
-//  Collects the results worker held into lost, and puts the tasks it ran
-//  back to waiting, collected into rerun.
+//  Collects the results worker held into lost, its scattered data into
+//  orphans, and puts the tasks it ran back to waiting, collected into rerun.
 static void
-s_take_back (cask_graph_t *self, s_worker_t *worker, s_vec_t *lost, s_vec_t *rerun)
+s_take_back (cask_graph_t *self, s_worker_t *worker, s_vec_t *lost, s_vec_t *orphans,
+             s_vec_t *rerun)
 {
     cask_gtask_t *task;
     size_t cursor = 0;
     while ((task = cask_keymap_next (self->tasks, &cursor))) {
         if (task->worker != worker)
             continue;
+        if (task->scattered)
+            s_vec_push (orphans, task);
+        else
         if (task->state == S_MEMORY)
             s_vec_push (lost, task);
         else {
@@ -771,8 +950,8 @@ cask_graph_worker_remove (cask_graph_t *self, uint32_t id)
     //  Running tasks go back to waiting first: the dependents of the lost
     //  results that were waiting already then count them as missing again,
     //  and the tasks to run again count what they miss afresh.
-    s_vec_t lost = { 0 }, rerun = { 0 };
-    s_take_back (self, worker, &lost, &rerun);
+    s_vec_t lost = { 0 }, orphans = { 0 }, rerun = { 0 };
+    s_take_back (self, worker, &lost, &orphans, &rerun);
     for (size_t i = 0; i < lost.size; i++) {
         cask_gtask_t *task = lost.items [i];
         s_lose_result (self, task);
@@ -784,12 +963,21 @@ cask_graph_worker_remove (cask_graph_t *self, uint32_t id)
                 dependent->nwaiting++;
         }
     }
+    //  Scattered data cannot be computed again: it fails, and takes down
+    //  what waits on it, before anything that was running is placed again
+    for (size_t i = 0; i < orphans.size; i++) {
+        cask_gtask_t *task = orphans.items [i];
+        s_fail (self, task, s_error_printf (s_view (task->key, task->key_len), s_view ("", 0),
+                                            id, "scattered data lost with worker %u", id));
+    }
     for (size_t i = 0; i < lost.size; i++) {
         s_notify_holders (self, lost.items [i]);    //  waiting again
         s_touch (self, lost.items [i]);
     }
     for (size_t i = 0; i < rerun.size; i++) {
         cask_gtask_t *task = rerun.items [i];
+        if (task->state != S_WAITING)
+            continue;                               //  erred with lost scattered data
         if (!s_wanted (task))
             s_touch (self, task);
         else
@@ -797,6 +985,7 @@ cask_graph_worker_remove (cask_graph_t *self, uint32_t id)
             s_make_ready (self, task);
     }
     free (lost.items);
+    free (orphans.items);
     free (rerun.items);
     free (worker);
     s_settle (self);
@@ -856,12 +1045,23 @@ s_submit_failed (cask_graph_t *self, uint32_t client, cask_str_t key, uint64_t h
     return 0;
 }
 
+//  A key no task may have: it is reported erred to the client instead.
+static bool
+s_key_malformed (cask_str_t key)
+{
+    return memchr (key.ptr, 0, key.len) != NULL;
+}
+
+static const char s_nul_key [] = "malformed task record: the key holds a NUL byte";
+
 int
 cask_graph_submit (cask_graph_t *self, uint32_t client, const cask_task_t *rec,
                    zmq_msg_t *frames)
 {
     if (rec->key.len == 0 || rec->key.len > CASK_MAX_KEY)
         return -1;
+    if (s_key_malformed (rec->key))
+        return cask_graph_submit_erred (self, client, rec->key, s_nul_key);
     uint64_t hash = cask_keymap_hash (self->tasks, rec->key.ptr, rec->key.len);
     cask_gtask_t *task = cask_keymap_lookup_hashed (self->tasks, rec->key.ptr, rec->key.len,
                                                     hash);
@@ -883,6 +1083,7 @@ cask_graph_submit (cask_graph_t *self, uint32_t client, const cask_task_t *rec,
         return -1;
     task->fn = rec->fn;
     task->flags = rec->flags;
+    task->retries = rec->retries;
     task->priority = rec->priority;
     task->ndeps = rec->ndeps;
     task->nframes = rec->nframes;
@@ -947,6 +1148,14 @@ cask_graph_client_gone (cask_graph_t *self, uint32_t client)
     s_settle (self);
 }
 
+//  Runs a failed task again, elsewhere if there is another worker.
+static void
+s_retry (cask_graph_t *self, cask_gtask_t *task, s_worker_t *failed_on)
+{
+    task->retries--;
+    s_dispatch (self, task, s_place (self, task, failed_on));
+}
+
 int
 cask_graph_done (cask_graph_t *self, uint32_t id, const cask_done_t *rec)
 {
@@ -956,13 +1165,19 @@ cask_graph_done (cask_graph_t *self, uint32_t id, const cask_done_t *rec)
         return -1;
     worker->inflight--;
     worker->tasks_done++;
+    task->worker = NULL;
+    if (!rec->ok && task->retries > 0 && s_wanted (task))
+        s_retry (self, task, worker);
+    else
     if (rec->ok) {
         s_function_learn (self, task->fn, rec->duration_us);
         task->type = rec->type;
         task->nbytes = rec->nbytes;
+        task->worker = worker;
         worker->nbytes += rec->nbytes;
         s_set_state (self, task, S_MEMORY);
         s_notify_holders (self, task);
+        s_drop_fire (self, task);
         for (uint32_t i = 0; i < task->ndependents; i++) {
             cask_gtask_t *dependent = task->dependents [i].task;
             if (dependent->state == S_WAITING && --dependent->nwaiting == 0)
@@ -974,6 +1189,148 @@ cask_graph_done (cask_graph_t *self, uint32_t id, const cask_done_t *rec)
         s_fail (self, task, s_error_new (s_view (task->key, task->key_len),
                                          s_function_name (self, task->fn), id,
                                          rec->message.ptr, rec->message.len));
+    s_settle (self);
+    return 0;
+}
+
+int
+cask_graph_cancel (cask_graph_t *self, uint32_t client, cask_str_t key)
+{
+    cask_gtask_t *task = s_find (self, key);
+    if (!task || !s_hold_find (task, client))
+        return -1;
+    //  Every dependent is visited once: marks of an older walk do not count
+    task->mark = ++self->walk;
+    s_vec_push (&self->stack, task);
+    while ((task = s_vec_pop (&self->stack))) {
+        s_hold_t *hold = s_hold_find (task, client);
+        if (hold) {
+            s_hold_drop (task, hold, true);
+            self->sink.cancelled (self->arg, client, s_view (task->key, task->key_len),
+                                  "cancelled");
+            s_touch (self, task);
+        }
+        for (uint32_t i = 0; i < task->ndependents; i++) {
+            cask_gtask_t *dependent = task->dependents [i].task;
+            if (dependent->mark != self->walk) {
+                dependent->mark = self->walk;
+                s_vec_push (&self->stack, dependent);
+            }
+        }
+    }
+    s_settle (self);
+    return 0;
+}
+
+void
+cask_graph_restart (cask_graph_t *self, const char *reason)
+{
+    cask_gtask_t *task;
+    size_t cursor = 0;
+    while ((task = cask_keymap_next (self->tasks, &cursor)))
+        for (uint32_t i = 0; i < task->nholds; i++)
+            if (s_is_client (task->holds [i].client))
+                self->sink.cancelled (self->arg, task->holds [i].client,
+                                      s_view (task->key, task->key_len), reason);
+    s_clear (self);
+    self->tasks = cask_keymap_new (s_task_key);
+    self->names = cask_keymap_new (s_name_key);
+    if (!self->tasks || !self->names)
+        s_alloc_or_die (NULL);
+    self->peak_tasks = 0;
+    memset (self->counts, 0, sizeof self->counts);
+    self->ready_head = self->ready_tail = NULL;
+    for (size_t i = 0; i < self->nworkers; i++) {
+        self->workers [i]->inflight = 0;
+        self->workers [i]->nbytes = 0;
+    }
+}
+
+int
+cask_graph_fire (cask_graph_t *self, cask_str_t key)
+{
+    cask_gtask_t *task = s_find (self, key);
+    if (!task)
+        return -1;
+    if (task->state != S_MEMORY && task->state != S_ERRED) {
+        s_hold_add (task, CASK_GRAPH_FIRE);
+        s_touch (self, task);
+        s_settle (self);
+    }
+    return 0;
+}
+
+int
+cask_graph_scatter (cask_graph_t *self, uint32_t client, cask_str_t key, uint32_t id)
+{
+    if (key.len == 0 || key.len > CASK_MAX_KEY)
+        return -1;
+    if (s_key_malformed (key))
+        return cask_graph_submit_erred (self, client, key, s_nul_key);
+    uint64_t hash = cask_keymap_hash (self->tasks, key.ptr, key.len);
+    cask_gtask_t *task = cask_keymap_lookup_hashed (self->tasks, key.ptr, key.len, hash);
+    s_worker_t *worker = s_worker (self, id);
+    //  Scattered data released is uploaded anew rather than failed
+    bool upload_again = task && task->scattered && task->state == S_RELEASED && worker;
+    if (task && !upload_again)
+        return s_submit_existing (self, client, task);
+    if (!worker)
+        return s_submit_failed (self, client, key, hash,
+                                s_error_printf (key, s_view ("", 0), 0, "no worker %u", id));
+    if (!task)
+        task = s_task_new (self, key, hash, 0, 0, 0);
+    if (!task)
+        return -1;
+    task->scattered = true;
+    s_hold_add (task, client);
+    s_set_state (self, task, S_PROCESSING);
+    task->worker = worker;
+    worker->inflight++;
+    s_settle (self);
+    return 0;
+}
+
+int
+cask_graph_publish (cask_graph_t *self, cask_str_t name, cask_str_t key)
+{
+    cask_gtask_t *task = s_find (self, key);
+    if (!task || name.len > CASK_MAX_KEY)
+        return CASK_ERR_NOT_FOUND;
+    if (cask_keymap_lookup (self->names, name.ptr, name.len))
+        return CASK_ERR_EXISTS;
+    s_name_t *entry = s_alloc_or_die (malloc (sizeof (s_name_t)));
+    entry->task = task;
+    entry->name_len = name.len;
+    memcpy (entry->name, name.ptr, name.len);
+    if (cask_keymap_insert (self->names, entry))
+        s_alloc_or_die (NULL);
+    s_hold_add (task, CASK_GRAPH_PUBLISHED);
+    s_touch (self, task);
+    s_settle (self);
+    return 0;
+}
+
+cask_str_t
+cask_graph_lookup (cask_graph_t *self, uint32_t client, cask_str_t name)
+{
+    s_name_t *entry = cask_keymap_lookup (self->names, name.ptr, name.len);
+    if (!entry)
+        return s_view ("", 0);
+    s_hold_add (entry->task, client);
+    self->sink.state (self->arg, client, entry->task);
+    return s_view (entry->task->key, entry->task->key_len);
+}
+
+int
+cask_graph_unpublish (cask_graph_t *self, cask_str_t name)
+{
+    s_name_t *entry = cask_keymap_remove (self->names, name.ptr, name.len);
+    if (!entry)
+        return CASK_ERR_NOT_FOUND;
+    cask_gtask_t *task = entry->task;
+    free (entry);
+    s_hold_drop (task, s_hold_find (task, CASK_GRAPH_PUBLISHED), false);
+    s_touch (self, task);
     s_settle (self);
     return 0;
 }
@@ -1010,7 +1367,7 @@ cask_graph_worker_load (cask_graph_t *self, uint32_t id, uint32_t *inflight,
 
 //  What is wrong with one settled task, or NULL.
 static const char *
-s_verify_task (cask_graph_t *self, cask_gtask_t *task)
+s_verify_task (cask_graph_t *self, cask_gtask_t *task, size_t *published)
 {
     uint32_t needers = 0;
     for (uint32_t i = 0; i < task->ndependents; i++) {
@@ -1039,6 +1396,13 @@ s_verify_task (cask_graph_t *self, cask_gtask_t *task)
         return "a task nothing refers to is not forgotten";
     if (task->touched)
         return "a task is left unsettled";
+    if (s_hold_find (task, CASK_GRAPH_FIRE)
+    &&  (task->state == S_MEMORY || task->state == S_ERRED))
+        return "a finished task is still held for fire-and-forget";
+    if (task->scattered && task->ndeps > 0)
+        return "a scattered task has dependencies";
+    if (s_hold_find (task, CASK_GRAPH_PUBLISHED))
+        *published += s_hold_find (task, CASK_GRAPH_PUBLISHED)->count;
     return NULL;
 }
 
@@ -1046,13 +1410,13 @@ const char *
 cask_graph_verify (cask_graph_t *self)
 {
     size_t counts [S_NSTATES] = { 0 };
-    size_t ntasks = 0;
+    size_t ntasks = 0, published = 0;
     cask_gtask_t *task;
     size_t cursor = 0;
     while ((task = cask_keymap_next (self->tasks, &cursor))) {
         if (s_find (self, s_view (task->key, task->key_len)) != task)
             return "a task cannot be found by its key";
-        const char *wrong = s_verify_task (self, task);
+        const char *wrong = s_verify_task (self, task, &published);
         if (wrong)
             return wrong;
         counts [task->state]++;
@@ -1066,6 +1430,12 @@ cask_graph_verify (cask_graph_t *self)
         queued++;
     if (queued != counts [S_READY])
         return "the ready queue is not the ready tasks";
+    if (published != cask_keymap_size (self->names))
+        return "holds of published names are not the names";
+    s_name_t *name;
+    for (cursor = 0; (name = cask_keymap_next (self->names, &cursor)); )
+        if (s_find (self, s_view (name->task->key, name->task->key_len)) != name->task)
+            return "a published name refers to a forgotten task";
     for (size_t w = 0; w < self->nworkers; w++) {
         uint32_t inflight = 0;
         uint64_t nbytes = 0;
@@ -1087,6 +1457,7 @@ cask_gtask_record (const cask_gtask_t *self, cask_task_t *rec)
     rec->key = s_view (self->key, self->key_len);
     rec->fn = self->fn;
     rec->flags = self->flags;
+    rec->retries = self->retries;
     rec->priority = self->priority;
     rec->ndeps = self->ndeps;
     rec->nframes = self->nframes;

@@ -17,6 +17,13 @@
     nobody needs any more is released (its result freed on its worker) and
     forgotten once no other task refers to it. A task keeps a need on each of
     its dependencies while it is waiting or processing.
+
+    Holders are clients (ids from 1), plus two holders that are not clients
+    and are never told anything: CASK_GRAPH_FIRE holds fire-and-forget tasks
+    until they finish, and CASK_GRAPH_PUBLISHED holds a task once per name
+    it is published under. A scattered task has no function: it is
+    processing on the worker the client uploads it to until that worker's
+    DONE, and is erred when that worker is lost, for it cannot be computed.
 */
 #ifndef CASK_GRAPH_H_INCLUDED
 #define CASK_GRAPH_H_INCLUDED
@@ -26,6 +33,10 @@
 #include <stdint.h>
 #include <zmq.h>
 #include "cask_proto.h"
+
+//  Holders that are not clients (client ids start from 1).
+#define CASK_GRAPH_FIRE 0
+#define CASK_GRAPH_PUBLISHED UINT32_MAX
 
 typedef struct _cask_graph_t cask_graph_t;
 //  A task as the sink sees it: borrowed, valid during the callback.
@@ -40,6 +51,8 @@ typedef struct {
     void (*state) (void *arg, uint32_t client, const cask_gtask_t *task);
     //  Tell worker to drop its result of key.
     void (*free) (void *arg, uint32_t worker, cask_str_t key);
+    //  Tell client it holds key no more: cancelled, for the reason message.
+    void (*cancelled) (void *arg, uint32_t client, cask_str_t key, const char *message);
 } cask_graph_sink_t;
 
 //  Counts of tasks, as cask_graph_counts fills them.
@@ -84,8 +97,33 @@ int cask_graph_release (cask_graph_t *self, uint32_t client, cask_str_t key);
 //  A client left: it holds nothing any more.
 void cask_graph_client_gone (cask_graph_t *self, uint32_t client);
 //  A worker reports a task finished (DONE record). -1 when the key is not
-//  processing on that worker (the report is ignored).
+//  processing on that worker (the report is ignored). A failed task with
+//  retries left is sent again (to another worker if there is one).
 int cask_graph_done (cask_graph_t *self, uint32_t worker, const cask_done_t *rec);
+
+//  A client cancels key (CANCEL): its holds on key and on every task that
+//  depends on key, transitively, which it holds, are dropped, and it is
+//  told cancelled for each. -1 when it did not hold key.
+int cask_graph_cancel (cask_graph_t *self, uint32_t client, cask_str_t key);
+//  Forgets every task and published name; every holder is told cancelled
+//  with reason. Workers are expected to drop everything (RESTART).
+void cask_graph_restart (cask_graph_t *self, const char *reason);
+//  Fire and forget: key runs to the end even if nobody holds it, and is
+//  forgotten then if nobody does. -1 when the key is unknown.
+int cask_graph_fire (cask_graph_t *self, cask_str_t key);
+//  A client uploads key to worker (SCATTER): a new task, processing there
+//  until its DONE; an existing key just gains client as a holder. An
+//  unknown worker makes the task erred. -1 when key is not a valid key.
+int cask_graph_scatter (cask_graph_t *self, uint32_t client, cask_str_t key,
+                        uint32_t worker);
+//  Publishes key under name. Returns 0, CASK_ERR_NOT_FOUND (no such key)
+//  or CASK_ERR_EXISTS (name in use).
+int cask_graph_publish (cask_graph_t *self, cask_str_t name, cask_str_t key);
+//  The key published under name (empty when none); client then holds it
+//  and is told its state.
+cask_str_t cask_graph_lookup (cask_graph_t *self, uint32_t client, cask_str_t name);
+//  Drops name. Returns 0 or CASK_ERR_NOT_FOUND.
+int cask_graph_unpublish (cask_graph_t *self, cask_str_t name);
 
 //  The task of key, or NULL.
 const cask_gtask_t *cask_graph_find (cask_graph_t *self, cask_str_t key);
@@ -100,7 +138,7 @@ int cask_graph_worker_load (cask_graph_t *self, uint32_t id, uint32_t *inflight,
 const char *cask_graph_verify (cask_graph_t *self);
 
 //  Task accessors, for sinks and tests.
-//  Fills rec with the task's head: key, fn, flags, priority, ndeps, nframes
+//  Fills rec with the task's head: key, fn, flags, retries left, priority, ndeps, nframes
 //  and args (rec->deps is left empty: use cask_gtask_dep_key).
 void cask_gtask_record (const cask_gtask_t *self, cask_task_t *rec);
 cask_str_t cask_gtask_dep_key (const cask_gtask_t *self, uint32_t index);

@@ -1,10 +1,11 @@
 /*  simple_futures.c - the "Simple use of submit and Future objects"
     tutorial in C.
 
-    Mirrors the notebook but for its last cell (restart): a slow prime
-    count submitted to the cluster, its future going from pending to
-    finished, map and gather, the speed-up of running in parallel, futures
-    as arguments building a DAG, and an error coming back with its cause.
+    Mirrors the notebook: a slow prime count submitted to the cluster, its
+    future going from pending to finished, map and gather, the speed-up of
+    running in parallel, futures as arguments building a DAG, an error
+    coming back with its cause, and a restart that cancels every future and
+    leaves the cluster ready for more.
     The functions live in libtutorial.so (tutorial_lib.c), which this
     program registers with the cluster first.
 
@@ -55,13 +56,6 @@ s_map (cask_client_t *client, int64_t first, cask_future_t **futures)
     return 0;
 }
 
-static void
-s_destroy_all (cask_future_t **futures, size_t count)
-{
-    for (size_t i = 0; i < count; i++)
-        cask_future_destroy (&futures [i]);
-}
-
 //  N = client.submit(count_primes_less_than, 5000000), after timing it here
 static void
 s_submit_and_watch (cask_client_t *client)
@@ -104,7 +98,7 @@ s_map_and_watch (cask_client_t *client)
             tutorial_fail ("count_primes_less_than(%d) is %lld, expected 216816",
                            3000001 + i, (long long) count);
     }
-    s_destroy_all (futures, NMAP);
+    cask_futures_destroy (futures, NMAP);
 }
 
 //  What the primes below 1500000 + i count, i = 0..8 (1500007 is prime)
@@ -147,7 +141,7 @@ s_distributed_test (cask_client_t *client)
         if (count != s_expected_1500000 (i))
             tutorial_fail ("count_primes_less_than(%d) is %lld", 1500000 + i, (long long) count);
     }
-    s_destroy_all (futures, NMAP);
+    cask_futures_destroy (futures, NMAP);
     double elapsed = tutorial_now () - start;
     printf ("distributed_test(): Wall time: %.2f s\n", elapsed);
     return elapsed;
@@ -185,7 +179,7 @@ s_dag (cask_client_t *client)
         tutorial_expect ("K = Msum5.result()", Msum5, 3 * 283146 + 2 * 315948 + 315949);
     cask_future_t *all [] = { M [3], M [4], M [5], M [6], M [7], M [8],
                               Msum1, Msum2, Msum3, Msum4, Msum5, Msum6 };
-    s_destroy_all (all, sizeof all / sizeof all [0]);
+    cask_futures_destroy (all, sizeof all / sizeof all [0]);
 }
 
 static void
@@ -207,6 +201,42 @@ s_goes_wrong (cask_client_t *client)
     cask_future_destroy (&N);
 }
 
+//  client.restart(): a finished future and a running one are cancelled,
+//  and the cluster takes new work at once
+static void
+s_restart (cask_client_t *client)
+{
+    cask_future_t *done = s_count_primes (client, 1000);
+    cask_future_t *slow = s_count_primes (client, 8000000);
+    if (!done || !slow) {
+        cask_future_destroy (&done);
+        cask_future_destroy (&slow);
+        return;
+    }
+    tutorial_expect ("done.result()", done, 168);
+    tutorial_print_future ("slow", slow);
+    if (cask_client_restart (client, 30000))
+        tutorial_fail ("restart: %s", cask_client_error (client));
+    else
+        printf ("client.restart()\n");
+    tutorial_print_future ("done", done);
+    tutorial_print_future ("slow", slow);
+    if (cask_future_status (done) != CASK_CANCELLED || cask_future_status (slow) != CASK_CANCELLED)
+        tutorial_fail ("restart left futures that are not cancelled");
+    if (cask_future_result (slow, 0))
+        tutorial_fail ("a cancelled future gave a result");
+    else
+        printf ("slow.result() failed: %s\n", cask_future_error (slow));
+    cask_future_destroy (&done);
+    cask_future_destroy (&slow);
+    cask_future_t *x = cask_submit (client, "inc", cask_int64 (1), NULL);
+    if (x)
+        tutorial_expect ("client.submit(inc, 1).result()", x, 2);
+    else
+        tutorial_fail ("submit after restart: %s", cask_client_error (client));
+    cask_future_destroy (&x);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -224,6 +254,7 @@ main (int argc, char **argv)
     s_chain (client);
     s_dag (client);
     s_goes_wrong (client);
+    s_restart (client);
     cask_client_destroy (&client);
     printf ("%s (%.1f s)\n", tutorial_failures () ? "FAILED" : "OK", tutorial_now () - start);
     return tutorial_failures () ? 1 : 0;

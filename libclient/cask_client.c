@@ -1,9 +1,11 @@
 /*  cask_client.c - the client's connection to a cask cluster.
 
-    One DEALER talks to the broker: HELLO and WELCOME, REGISTER, SUBMIT,
-    RELEASE and BYE go out; STATE, WORKER, REGISTERED and ERROR come in. One
-    DEALER per worker, made on the first GET to it, fetches results straight
-    from the worker that holds them. There is no background thread: each
+    One DEALER talks to the broker: HELLO, REGISTER, SUBMIT, RELEASE,
+    CANCEL, RESTART, FIRE, SCATTER, PUBLISH, LOOKUP, UNPUBLISH and BYE go
+    out; WELCOME, STATE, WORKER, REGISTERED, RESTARTED, DATASET and ERROR
+    come in. One DEALER per worker, made on first use, fetches
+    results straight from the worker that holds them (GET/DATA) and uploads
+    scattered values to it (PUT/STORED). There is no background thread: each
     blocking call, and each status query, pumps the sockets.
 
     Task keys are deterministic, as with Dask's pure=True: the function name
@@ -23,6 +25,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <unistd.h>
 
 #define S_DEFAULT_BROKER "tcp://127.0.0.1:8786"
@@ -45,8 +48,10 @@ typedef struct {
 typedef struct {
     uint32_t id;
     char endpoint [CASK_MAX_KEY + 1];
-    void *socket;               //  DEALER to its peer endpoint, made on first GET
+    void *socket;               //  DEALER to its peer endpoint, made on first use
     cask_batch_t gets;          //  GET batch being built
+    cask_batch_t puts;          //  PUT batch being built (scatter)
+    cask_message_t put_frames;  //  its payload frames
 } s_worker_t;
 
 struct _cask_client_t {
@@ -77,6 +82,18 @@ struct _cask_client_t {
     size_t capitems;
     const char *register_hash;  //  a REGISTER waiting for its REGISTERED
     bool registered;
+    cask_as_completed_t *iterators; //  live as_completed iterators
+    uint64_t done_seq;          //  counts records that left pending
+    cask_batch_t keys;          //  CANCEL, FIRE or SCATTER batch, sent at once
+    cask_record_t **stack;      //  records to visit when cancelling
+    size_t capstack;
+    size_t scatter_next;        //  round-robin cursor over the workers
+    const char *asked_name;     //  a PUBLISH, LOOKUP or UNPUBLISH waiting
+    uint8_t asked_command;      //  which of the three
+    bool answered;              //  its DATASET or ERROR came
+    char *answer_error;         //  the ERROR's message
+    cask_record_t *answer_record;   //  LOOKUP: the dataset's record
+    bool restarted;             //  RESTARTED came
 };
 
 static __thread char s_last_error [512];
@@ -86,12 +103,27 @@ static __thread char s_last_error [512];
 //  they lie. It costs about 40 ns for a small task (SHA-1 costs six times
 //  that).
 
-//  "<fn>-<32 hex>" for the task just encoded into self->args/frames/deps
+//  Seeds that keep a task's key and a scattered value's key apart
+enum { S_SEED_TASK = 0, S_SEED_DATA = 1 };
+
+//  "<name>-<32 hex>", the name cut short if the key would pass the wire's
+//  255 bytes
 static void
-s_task_key (cask_client_t *self, const char *fn, char key [CASK_MAX_KEY + 1])
+s_key_print (const char *name, const uint64_t digest [2], char key [CASK_MAX_KEY + 1])
+{
+    size_t length = strlen (name);
+    int namelen = (int) (length < CASK_MAX_KEY - 33 ? length : CASK_MAX_KEY - 33);
+    snprintf (key, CASK_MAX_KEY + 1, "%.*s-%016llx%016llx", namelen, name,
+              (unsigned long long) digest [0], (unsigned long long) digest [1]);
+}
+
+//  "<fn>-<32 hex>" for the task (seed S_SEED_TASK) or value (S_SEED_DATA)
+//  just encoded into self->args/frames/deps
+static void
+s_task_key (cask_client_t *self, const char *fn, uint64_t seed, char key [CASK_MAX_KEY + 1])
 {
     cask_hash_t hash;
-    cask_hash_init (&hash, 0);
+    cask_hash_init (&hash, seed);
     size_t fnlen = strlen (fn);
     cask_hash_field (&hash, fn, fnlen);
     cask_hash_field (&hash, self->args.data, self->args.size);
@@ -102,10 +134,19 @@ s_task_key (cask_client_t *self, const char *fn, char key [CASK_MAX_KEY + 1])
                          zmq_msg_size (&self->frames.frames [index]));
     uint64_t digest [2];
     cask_hash_final (&hash, digest);
-    //  The name is cut short if the key would pass the wire's 255 bytes
-    int namelen = (int) (fnlen < CASK_MAX_KEY - 33 ? fnlen : CASK_MAX_KEY - 33);
-    snprintf (key, CASK_MAX_KEY + 1, "%.*s-%016llx%016llx", namelen, fn,
-              (unsigned long long) digest [0], (unsigned long long) digest [1]);
+    s_key_print (fn, digest, key);
+}
+
+//  "<fn>-<32 random hex>": a task of its own even when equal to another
+static int
+s_unique_key (cask_client_t *self, const char *fn, char key [CASK_MAX_KEY + 1])
+{
+    uint64_t digest [2];
+    if (getrandom (digest, sizeof digest, 0) != (ssize_t) sizeof digest)
+        return cask_client_set_error (self, "%s: no random bytes for a unique key: %s",
+                                      fn, strerror (errno));
+    s_key_print (fn, digest, key);
+    return 0;
 }
 
 //  ---------------------------------------------------------------------
@@ -218,6 +259,8 @@ s_worker_join (cask_client_t *self, uint32_t id, cask_str_t endpoint)
         memset (worker, 0, sizeof *worker);
         worker->id = id;
         cask_batch_init (&worker->gets);
+        cask_batch_init (&worker->puts);
+        cask_message_init (&worker->put_frames);
     }
     cask_str_copy (endpoint, worker->endpoint, sizeof worker->endpoint);
 }
@@ -229,6 +272,8 @@ s_worker_close (s_worker_t *worker)
         zmq_close (worker->socket);
     worker->socket = NULL;
     cask_batch_free (&worker->gets);
+    cask_batch_free (&worker->puts);
+    cask_message_close (&worker->put_frames);
 }
 
 //  The worker left: its results went with it. Fetches from it will never
@@ -289,14 +334,19 @@ s_record_find (cask_client_t *self, cask_str_t key)
     return (cask_record_t *) cask_keymap_lookup (self->records, key.ptr, key.len);
 }
 
-//  A new record for key, whose hash in the table of records is hash
+//  A new record for key, whose hash in the table of records is hash, with
+//  room for ndeps edges to its dependencies; one allocation for it all
 static cask_record_t *
-s_record_new (cask_client_t *self, const char *key, uint64_t hash)
+s_record_new (cask_client_t *self, const char *key, uint64_t hash, size_t ndeps)
 {
     size_t size = strlen (key);
-    cask_record_t *record = (cask_record_t *) calloc (1, sizeof (cask_record_t) + size + 1);
+    size_t edges = ndeps * sizeof (cask_edge_t);
+    cask_record_t *record = (cask_record_t *) calloc (1, sizeof (cask_record_t) + edges + size + 1);
     if (!record)
         return NULL;
+    record->deps = (cask_edge_t *) (record + 1);
+    record->ndeps = (uint32_t) ndeps;
+    record->key = (char *) record->deps + edges;
     memcpy (record->key, key, size + 1);
     record->status = CASK_PENDING;
     if (cask_keymap_insert_hashed (self->records, record, hash)) {
@@ -306,19 +356,67 @@ s_record_new (cask_client_t *self, const char *key, uint64_t hash)
     return record;
 }
 
-static int
-s_send_releases (cask_client_t *self)
+int
+cask_client_send_releases (cask_client_t *self)
 {
     return cask_batch_send (&self->releases, self->broker, NULL, CASK_MSG_RELEASE, NULL);
+}
+
+//  Links record to the dependencies of the task just encoded (as many as
+//  it has room for: a custom key used again for another task may have more)
+static void
+s_edges_link (cask_client_t *self, cask_record_t *record)
+{
+    size_t count = self->ndeps < record->ndeps ? self->ndeps : record->ndeps;
+    for (size_t index = 0; index < count; index++) {
+        cask_edge_t *edge = &record->deps [index];
+        cask_record_t *dep = self->deps [index];
+        edge->dep = dep;
+        edge->owner = record;
+        edge->prev = NULL;
+        edge->next = dep->dependants;
+        if (dep->dependants)
+            dep->dependants->prev = edge;
+        dep->dependants = edge;
+    }
+}
+
+static void
+s_edges_unlink (cask_record_t *record)
+{
+    for (uint32_t index = 0; index < record->ndeps; index++) {
+        cask_edge_t *edge = &record->deps [index];
+        if (!edge->dep)
+            continue;
+        if (edge->prev)
+            edge->prev->next = edge->next;
+        else
+            edge->dep->dependants = edge->next;
+        if (edge->next)
+            edge->next->prev = edge->prev;
+        edge->dep = NULL;
+    }
+}
+
+//  The record goes: its dependants' edges to it are cut
+static void
+s_dependants_orphan (cask_record_t *record)
+{
+    for (cask_edge_t *edge = record->dependants; edge; edge = edge->next)
+        edge->dep = NULL;
+    record->dependants = NULL;
 }
 
 void
 cask_client_forget (cask_client_t *self, cask_record_t *record, bool releasing)
 {
-    if (releasing) {
+    s_edges_unlink (record);
+    s_dependants_orphan (record);
+    //  A cancelled key is no longer held at the broker
+    if (releasing && record->status != CASK_CANCELLED) {
         cask_put_str8 (cask_batch_add (&self->releases), cask_str (record->key));
         if (self->releases.body.size > S_BATCH_BYTES)
-            s_send_releases (self);
+            cask_client_send_releases (self);
     }
     cask_keymap_remove (self->records, record->key, strlen (record->key));
     cask_value_destroy (&record->value);
@@ -330,6 +428,50 @@ cask_future_t **
 cask_client_futures (cask_client_t *self)
 {
     return &self->futures;
+}
+
+cask_as_completed_t **
+cask_client_iterators (cask_client_t *self)
+{
+    return &self->iterators;
+}
+
+bool
+cask_client_owns (cask_client_t *self, cask_future_t *future, const char *what)
+{
+    if (future && future->client == self)
+        return true;
+    if (future)
+        cask_client_set_error (self, "%s: future %s belongs to another client", what,
+                               future->record->key);
+    else
+        cask_client_set_error (self, "%s: a future is NULL", what);
+    return false;
+}
+
+void
+cask_client_set_status (cask_client_t *self, cask_record_t *record, cask_status_t status)
+{
+    bool was_pending = record->status == CASK_PENDING;
+    record->status = status;
+    if (was_pending && status != CASK_PENDING) {
+        record->done_seq = ++self->done_seq;
+        cask_as_completed_notify (record);
+    }
+}
+
+//  Marks the record cancelled here (why: NULL, or what the broker said)
+static void
+s_record_cancel (cask_client_t *self, cask_record_t *record, const char *why, size_t whylen)
+{
+    cask_client_set_status (self, record, CASK_CANCELLED);
+    cask_value_destroy (&record->value);
+    record->fetching = false;
+    record->fetch_failed = false;
+    if (whylen)
+        s_record_set_error (record, "%s was cancelled: %.*s", record->key, (int) whylen, why);
+    else
+        s_record_set_error (record, "%s was cancelled", record->key);
 }
 
 //  ---------------------------------------------------------------------
@@ -394,34 +536,47 @@ s_record_erred (cask_client_t *self, cask_record_t *record, const cask_state_rec
                         function, where, (int) state->message.len, state->message.ptr);
 }
 
+//  After a CANCEL, news the broker sent before it read the CANCEL must not
+//  bring the record back; its STATE cancelled, which the record already
+//  shows, closes the account. A record submitted again meanwhile takes news
+//  again, but not that cancel.
+static bool
+s_state_stale (cask_record_t *record, const cask_state_rec_t *state)
+{
+    if (record->cancels_due == 0)
+        return false;
+    if (state->state == CASK_STATE_CANCELLED) {
+        record->cancels_due--;
+        return true;
+    }
+    return record->status == CASK_CANCELLED;
+}
+
 static void
 s_apply_state (cask_client_t *self, cask_record_t *record, const cask_state_rec_t *state)
 {
+    if (s_state_stale (record, state))
+        return;
     switch (state->state) {
         case CASK_STATE_MEMORY:
-            record->status = CASK_FINISHED;
+            cask_client_set_status (self, record, CASK_FINISHED);
             record->worker = state->worker;
             record->type = state->type;
             record->fetch_failed = false;
             s_record_clear_error (record);
             break;
         case CASK_STATE_ERRED:
-            record->status = CASK_ERROR;
+            cask_client_set_status (self, record, CASK_ERROR);
             cask_value_destroy (&record->value);
             s_record_erred (self, record, state);
             break;
         case CASK_STATE_CANCELLED:
-            record->status = CASK_CANCELLED;
-            if (state->message.len)
-                s_record_set_error (record, "%s was cancelled: %.*s", record->key,
-                                    (int) state->message.len, state->message.ptr);
-            else
-                s_record_set_error (record, "%s was cancelled", record->key);
+            s_record_cancel (self, record, state->message.ptr, state->message.len);
             break;
         case CASK_STATE_WAITING:
         case CASK_STATE_PROCESSING:
             //  Computed again, after the worker that held it was lost
-            record->status = CASK_PENDING;
+            cask_client_set_status (self, record, CASK_PENDING);
             s_record_clear_error (record);
             break;
         default:
@@ -467,8 +622,30 @@ s_fetch_failed (cask_record_t *record, const char *format, ...)
     record->fetch_failed = true;
 }
 
-//  An ERROR about a key fails that task (from the broker) or its fetch
-//  (from a worker); any other is kept for whoever waits on the broker.
+//  A scattered value's fate, from its worker
+static void
+s_record_stored (cask_record_t *record, bool ok, s_worker_t *worker, cask_str_t message)
+{
+    if (record->storing != CASK_STORE_SENT)
+        return;
+    record->storing = ok ? CASK_STORE_OK : CASK_STORE_REFUSED;
+    if (!ok)
+        s_record_set_error (record, "scatter %s: worker %u (%s) refused it: %.*s", record->key,
+                            worker->id, worker->endpoint, (int) message.len, message.ptr);
+}
+
+//  The answer to the PUBLISH, LOOKUP or UNPUBLISH waiting for one
+static void
+s_answer (cask_client_t *self, const char *error, size_t length)
+{
+    self->answered = true;
+    free (self->answer_error);
+    self->answer_error = error ? zsys_sprintf ("%.*s", (int) length, error) : NULL;
+}
+
+//  An ERROR about a name we asked about answers that request; about a key,
+//  it fails that task (from the broker), its fetch or its upload (from a
+//  worker); any other is kept for whoever waits on the broker.
 static void
 s_on_error (cask_client_t *self, cask_rd_t *rd, s_worker_t *worker)
 {
@@ -476,14 +653,21 @@ s_on_error (cask_client_t *self, cask_rd_t *rd, s_worker_t *worker)
     cask_error_get (rd, &error);
     if (rd->failed)
         return;
+    if (!worker && self->asked_name && cask_str_eq (error.about, self->asked_name)) {
+        s_answer (self, error.message.ptr, error.message.len);
+        return;
+    }
     cask_record_t *record = error.about.len ? s_record_find (self, error.about) : NULL;
+    if (record && worker && record->storing == CASK_STORE_SENT)
+        s_record_stored (record, false, worker, error.message);
+    else
     if (record && worker)
         s_fetch_failed (record, "%s: fetching it from worker %u (%s) failed: %.*s",
                         record->key, worker->id, worker->endpoint,
                         (int) error.message.len, error.message.ptr);
     else
     if (record) {
-        record->status = CASK_ERROR;
+        cask_client_set_status (self, record, CASK_ERROR);
         s_record_set_error (record, "%s: %.*s", record->key,
                             (int) error.message.len, error.message.ptr);
     }
@@ -511,6 +695,9 @@ s_on_data (cask_client_t *self, cask_rd_t *rd, s_worker_t *worker)
             frame_base += nframes;
         }
         cask_record_t *record = s_record_find (self, key);
+        //  An answer for a record cancelled meanwhile is no news
+        if (record && !record->fetching)
+            record = NULL;
         if (record && !value)
             s_fetch_failed (record, "%s: worker %u (%s) %s%s", record->key, worker->id,
                             worker->endpoint, found ? "sent a malformed result: "
@@ -527,6 +714,50 @@ s_on_data (cask_client_t *self, cask_rd_t *rd, s_worker_t *worker)
 }
 
 static void
+s_on_stored (cask_client_t *self, cask_rd_t *rd, s_worker_t *worker)
+{
+    uint32_t count = cask_get_u32 (rd);
+    for (uint32_t index = 0; index < count && !rd->failed; index++) {
+        cask_stored_t stored;
+        cask_stored_get (rd, &stored);
+        cask_record_t *record = rd->failed ? NULL : s_record_find (self, stored.key);
+        if (record)
+            s_record_stored (record, stored.ok, worker, stored.message);
+    }
+}
+
+//  The success of the PUBLISH, LOOKUP or UNPUBLISH waiting. For LOOKUP, the
+//  key of the dataset: the broker made us a holder of it and its STATE
+//  follows, so its record must be here before this returns
+static void
+s_on_dataset (cask_client_t *self, cask_rd_t *rd)
+{
+    cask_dataset_t dataset;
+    cask_dataset_get (rd, &dataset);
+    if (rd->failed || !self->asked_name || !cask_str_eq (dataset.name, self->asked_name))
+        return;
+    s_answer (self, NULL, 0);
+    if (self->asked_command != CASK_MSG_LOOKUP || dataset.key.len == 0)
+        return;
+    char key [CASK_MAX_KEY + 1];
+    cask_str_copy (dataset.key, key, sizeof key);
+    size_t size = strlen (key);
+    uint64_t hash = cask_keymap_hash (self->records, key, size);
+    cask_record_t *record = cask_keymap_lookup_hashed (self->records, key, size, hash);
+    if (!record)
+        record = s_record_new (self, key, hash, 0);
+    else
+    if (record->status == CASK_CANCELLED) {
+        record->status = CASK_PENDING;
+        s_record_clear_error (record);
+    }
+    else
+        //  We held it already: one record, one hold
+        cask_put_str8 (cask_batch_add (&self->releases), cask_str (key));
+    self->answer_record = record;
+}
+
+static void
 s_dispatch (cask_client_t *self, s_worker_t *worker)
 {
     cask_message_t *msg = &self->in;
@@ -540,6 +771,9 @@ s_dispatch (cask_client_t *self, s_worker_t *worker)
         else
         if (msg->command == CASK_MSG_ERROR)
             s_on_error (self, &rd, worker);
+        else
+        if (msg->command == CASK_MSG_STORED)
+            s_on_stored (self, &rd, worker);
         return;
     }
     switch (msg->command) {
@@ -548,6 +782,8 @@ s_dispatch (cask_client_t *self, s_worker_t *worker)
         case CASK_MSG_STATE: s_on_state (self, &rd); break;
         case CASK_MSG_WORKER: s_on_worker (self, &rd); break;
         case CASK_MSG_ERROR: s_on_error (self, &rd, NULL); break;
+        case CASK_MSG_DATASET: s_on_dataset (self, &rd); break;
+        case CASK_MSG_RESTARTED: self->restarted = true; break;
         default: break;
     }
 }
@@ -569,7 +805,7 @@ s_drain (cask_client_t *self, void *socket, s_worker_t *worker)
 void
 cask_client_pump (cask_client_t *self)
 {
-    s_send_releases (self);
+    cask_client_send_releases (self);
     s_drain (self, self->broker, NULL);
     //  Worker messages never change the list of workers
     for (size_t index = 0; index < self->nworkers; index++)
@@ -629,6 +865,21 @@ s_send_gets (cask_client_t *self, s_worker_t *worker)
                                worker->id, worker->endpoint, zmq_strerror (errno));
 }
 
+//  Connects to the worker's peer socket if not yet done. Returns 0 or -1.
+static int
+s_worker_connect (cask_client_t *self, s_worker_t *worker)
+{
+    if (worker->socket)
+        return 0;
+    worker->socket = s_new_socket (self, ZMQ_DEALER, 0);
+    if (worker->socket && zmq_connect (worker->socket, worker->endpoint) == 0)
+        return 0;
+    if (worker->socket)
+        zmq_close (worker->socket);
+    worker->socket = NULL;
+    return -1;
+}
+
 static void
 s_queue_get (cask_client_t *self, cask_record_t *record)
 {
@@ -638,16 +889,10 @@ s_queue_get (cask_client_t *self, cask_record_t *record)
                         record->key, record->worker);
         return;
     }
-    if (!worker->socket) {
-        worker->socket = s_new_socket (self, ZMQ_DEALER, 0);
-        if (!worker->socket || zmq_connect (worker->socket, worker->endpoint)) {
-            s_fetch_failed (record, "%s: cannot connect to worker %u at %s: %s", record->key,
-                            worker->id, worker->endpoint, zmq_strerror (errno));
-            if (worker->socket)
-                zmq_close (worker->socket);
-            worker->socket = NULL;
-            return;
-        }
+    if (s_worker_connect (self, worker)) {
+        s_fetch_failed (record, "%s: cannot connect to worker %u at %s: %s", record->key,
+                        worker->id, worker->endpoint, zmq_strerror (errno));
+        return;
     }
     cask_put_str8 (cask_batch_add (&worker->gets), cask_str (record->key));
     record->fetching = true;
@@ -706,6 +951,7 @@ s_client_new (const char *address)
     self->address = strstr (address, "://") ? strdup (address)
                                             : zsys_sprintf ("tcp://%s", address);
     self->context = zmq_ctx_new ();
+    cask_batch_init (&self->keys);
     self->functions = zhashx_new ();
     self->records = cask_keymap_new (s_record_key);
     cask_buf_init (&self->body);
@@ -764,6 +1010,7 @@ cask_client_destroy (cask_client_t **self_p)
     cask_client_t *self = *self_p;
     *self_p = NULL;
     //  BYE releases every key we hold, so the futures go without RELEASE
+    cask_as_completed_detach_all (self);
     cask_future_drop_all (self);
     if (self->broker) {
         if (self->welcomed) {
@@ -786,6 +1033,7 @@ cask_client_destroy (cask_client_t **self_p)
     cask_batch_free (&self->submits);
     cask_buf_free (&self->args);
     cask_batch_free (&self->releases);
+    cask_batch_free (&self->keys);
     cask_message_close (&self->out);
     cask_message_close (&self->frames);
     cask_message_close (&self->in);
@@ -793,6 +1041,8 @@ cask_client_destroy (cask_client_t **self_p)
     free (self->deps);
     free (self->items);
     free (self->broker_error);
+    free (self->answer_error);
+    free (self->stack);
     free (self->address);
     free (self);
 }
@@ -965,7 +1215,7 @@ s_register (cask_client_t *self, const char *path, const cask_export_t *exports,
     cask_value_destroy (&bytes);
     if (rc)
         return rc;
-    s_send_releases (self);
+    cask_client_send_releases (self);
     free (self->broker_error);
     self->broker_error = NULL;
     self->registered = false;
@@ -1042,7 +1292,7 @@ s_batch_begin (cask_client_t *self)
 {
     //  A RELEASE queued before must reach the broker before a SUBMIT that
     //  may hold the same key again
-    s_send_releases (self);
+    cask_client_send_releases (self);
     cask_batch_reset (&self->submits);
 }
 
@@ -1067,10 +1317,13 @@ s_batch_full (cask_client_t *self)
 
 //  Appends the task's record to the batch, its frames to the message
 static void
-s_batch_add (cask_client_t *self, const char *key, uint32_t fn)
+s_batch_add (cask_client_t *self, const char *key, uint32_t fn,
+             const cask_submit_opts_t *opts)
 {
     cask_buf_t *body = cask_batch_add (&self->submits);
-    cask_task_put_head (body, &(cask_task_t) { .key = cask_str (key), .fn = fn, .ndeps = (uint32_t) self->ndeps });
+    cask_task_t head = { .key = cask_str (key), .fn = fn, .retries = opts->retries,
+                         .priority = opts->priority, .ndeps = (uint32_t) self->ndeps };
+    cask_task_put_head (body, &head);
     for (size_t index = 0; index < self->ndeps; index++)
         cask_put_str8 (body, cask_str (self->deps [index]->key));
     cask_str_t args = { (const char *) self->args.data, self->args.size };
@@ -1080,42 +1333,69 @@ s_batch_add (cask_client_t *self, const char *key, uint32_t fn)
     self->frames.nframes = 0;   //  all moved out, nothing left to close
 }
 
-//  A future for fn(args): a new handle on the record of an equal task we
-//  hold, or a new record added to the batch. Does not take args.
+//  The key of the task just encoded: the caller's, a fresh one, or the
+//  hash of the task. Returns 0 or -1.
+static int
+s_key_choose (cask_client_t *self, const char *fn, const cask_submit_opts_t *opts,
+              char key [CASK_MAX_KEY + 1])
+{
+    if (opts->key) {
+        snprintf (key, CASK_MAX_KEY + 1, "%s", opts->key);
+        return 0;
+    }
+    if (opts->unique)
+        return s_unique_key (self, fn, key);
+    s_task_key (self, fn, S_SEED_TASK, key);
+    return 0;
+}
+
+//  A future for the task just encoded, under key: a new handle on the
+//  record of an equal task we hold, or a new record added to the batch
 static cask_future_t *
-s_task_add (cask_client_t *self, const char *fn, uint32_t fn_id, const cask_value_t *args)
+s_task_future (cask_client_t *self, const char *fn, uint32_t fn_id, const char *key,
+               const cask_submit_opts_t *opts)
+{
+    size_t size = strlen (key);
+    uint64_t hash = cask_keymap_hash (self->records, key, size);
+    cask_record_t *record = cask_keymap_lookup_hashed (self->records, key, size, hash);
+    //  Cancelled means the broker let go of it: submit it again
+    bool fresh = !record || record->status == CASK_CANCELLED;
+    if (!record)
+        record = s_record_new (self, key, hash, self->ndeps);
+    cask_future_t *future = record ? cask_future_new (self, record) : NULL;
+    if (!future) {
+        if (record && record->handles == 0)
+            cask_client_forget (self, record, false);
+        cask_client_set_error (self, "%s: out of memory", fn);
+    }
+    else
+    if (fresh) {
+        record->status = CASK_PENDING;
+        s_record_clear_error (record);
+        s_edges_unlink (record);
+        s_edges_link (self, record);
+        s_batch_add (self, key, fn_id, opts);
+    }
+    return future;
+}
+
+//  A future for fn(args). Does not take args.
+static cask_future_t *
+s_task_add (cask_client_t *self, const char *fn, uint32_t fn_id, const cask_value_t *args,
+            const cask_submit_opts_t *opts)
 {
     self->serial++;
     self->ndeps = 0;
     cask_buf_reset (&self->args);
     cask_future_t *future = NULL;
+    char key [CASK_MAX_KEY + 1];
     if (cask_value_encode (args, &self->args, &self->frames, s_ref_index, self)
     ||  self->args.failed)
         cask_client_set_error (self, "%s: an argument cannot be sent (a future of another "
                                "client or a destroyed one, or a list nested too deep)", fn);
-    else {
-        char key [CASK_MAX_KEY + 1];
-        s_task_key (self, fn, key);
-        size_t size = strlen (key);
-        uint64_t hash = cask_keymap_hash (self->records, key, size);
-        cask_record_t *record = cask_keymap_lookup_hashed (self->records, key, size, hash);
-        //  Cancelled means the broker let go of it: submit it again
-        bool fresh = !record || record->status == CASK_CANCELLED;
-        if (!record)
-            record = s_record_new (self, key, hash);
-        future = record ? cask_future_new (self, record) : NULL;
-        if (!future) {
-            if (record && record->handles == 0)
-                cask_client_forget (self, record, false);
-            cask_client_set_error (self, "%s: out of memory", fn);
-        }
-        else
-        if (fresh) {
-            record->status = CASK_PENDING;
-            s_record_clear_error (record);
-            s_batch_add (self, key, fn_id);
-        }
-    }
+    else
+    if (s_key_choose (self, fn, opts, key) == 0)
+        future = s_task_future (self, fn, fn_id, key, opts);
     if (self->frames.nframes) {
         cask_message_close (&self->frames);
         cask_message_init (&self->frames);
@@ -1133,15 +1413,28 @@ s_function_check (cask_client_t *self, const char *fn)
     return function;
 }
 
+//  A custom key must fit the wire (a C string holds no NUL)
+static bool
+s_opts_check (cask_client_t *self, const char *fn, const cask_submit_opts_t *opts)
+{
+    size_t length = opts->key ? strlen (opts->key) : 1;
+    if (length >= 1 && length <= CASK_MAX_KEY)
+        return true;
+    cask_client_set_error (self, "%s: a custom key must be 1 to %d bytes, not %zu",
+                           fn ? fn : "(null)", CASK_MAX_KEY, length);
+    return false;
+}
+
 //  Submits fn with args, a list value (taken)
 static cask_future_t *
-s_submit_list (cask_client_t *self, const char *fn, cask_value_t *args)
+s_submit_list (cask_client_t *self, const char *fn, cask_value_t *args,
+               const cask_submit_opts_t *opts)
 {
-    s_function_t *function = s_function_check (self, fn);
+    s_function_t *function = s_opts_check (self, fn, opts) ? s_function_check (self, fn) : NULL;
     cask_future_t *future = NULL;
     if (function) {
         s_batch_begin (self);
-        future = s_task_add (self, fn, function->id, args);
+        future = s_task_add (self, fn, function->id, args, opts);
         if (future && s_batch_send (self))
             cask_future_destroy (&future);
     }
@@ -1150,8 +1443,10 @@ s_submit_list (cask_client_t *self, const char *fn, cask_value_t *args)
 }
 
 cask_future_t *
-cask_submitv (cask_client_t *self, const char *fn, cask_value_t **args, size_t nargs)
+cask_submit_opts (cask_client_t *self, const char *fn, const cask_submit_opts_t *opts,
+                  cask_value_t **args, size_t nargs)
 {
+    cask_submit_opts_t defaults = CASK_SUBMIT_DEFAULT;
     cask_value_t *list = cask_list_new (nargs);
     for (size_t index = 0; index < nargs; index++) {
         if (!list || cask_list_append (list, args [index]))
@@ -1161,7 +1456,13 @@ cask_submitv (cask_client_t *self, const char *fn, cask_value_t **args, size_t n
         cask_client_set_error (self, "%s: out of memory, or a NULL argument", fn);
         return NULL;
     }
-    return s_submit_list (self, fn, list);
+    return s_submit_list (self, fn, list, opts ? opts : &defaults);
+}
+
+cask_future_t *
+cask_submitv (cask_client_t *self, const char *fn, cask_value_t **args, size_t nargs)
+{
+    return cask_submit_opts (self, fn, NULL, args, nargs);
 }
 
 cask_future_t *
@@ -1180,12 +1481,13 @@ cask_submit (cask_client_t *self, const char *fn, ...)
         cask_client_set_error (self, "%s: out of memory", fn);
         return NULL;
     }
-    return s_submit_list (self, fn, list);
+    return s_submit_list (self, fn, list, &CASK_SUBMIT_DEFAULT);
 }
 
 //  A future for fn(item)
 static cask_future_t *
-s_map_one (cask_client_t *self, const char *fn, uint32_t fn_id, const cask_value_t *item)
+s_map_one (cask_client_t *self, const char *fn, uint32_t fn_id, const cask_value_t *item,
+           const cask_submit_opts_t *opts)
 {
     cask_value_t *args = cask_list_new (1);
     if (!args || cask_list_append (args, cask_value_ref ((cask_value_t *) item))) {
@@ -1193,20 +1495,20 @@ s_map_one (cask_client_t *self, const char *fn, uint32_t fn_id, const cask_value
         cask_client_set_error (self, "map %s: out of memory", fn);
         return NULL;
     }
-    cask_future_t *future = s_task_add (self, fn, fn_id, args);
+    cask_future_t *future = s_task_add (self, fn, fn_id, args, opts);
     cask_value_destroy (&args);
     return future;
 }
 
 static int
 s_map (cask_client_t *self, const char *fn, uint32_t fn_id, const cask_value_t *inputs,
-       cask_future_t **futures)
+       const cask_submit_opts_t *opts, cask_future_t **futures)
 {
     size_t count = cask_value_size (inputs);
     size_t made = 0;
     s_batch_begin (self);
     for (; made < count; made++) {
-        futures [made] = s_map_one (self, fn, fn_id, cask_value_item (inputs, made));
+        futures [made] = s_map_one (self, fn, fn_id, cask_value_item (inputs, made), opts);
         if (!futures [made]
         ||  (s_batch_full (self) && s_batch_send (self)))
             break;
@@ -1215,20 +1517,426 @@ s_map (cask_client_t *self, const char *fn, uint32_t fn_id, const cask_value_t *
         return 0;
     //  What was made went out; its futures go, and with them the keys
     //  nobody else holds
-    for (size_t index = 0; index <= made && index < count; index++)
-        cask_future_destroy (&futures [index]);
+    cask_futures_destroy (futures, made < count ? made + 1 : count);
     return -1;
+}
+
+int
+cask_map_opts (cask_client_t *self, const char *fn, cask_value_t *inputs,
+               const cask_submit_opts_t *opts, cask_future_t **futures)
+{
+    cask_submit_opts_t defaults = CASK_SUBMIT_DEFAULT;
+    if (!opts)
+        opts = &defaults;
+    s_function_t *function = NULL;
+    if (opts->key)
+        cask_client_set_error (self, "map %s: a custom key is not allowed (each task "
+                               "needs its own)", fn ? fn : "(null)");
+    else
+        function = s_function_check (self, fn);
+    if (function && cask_value_type (inputs) != CASK_LIST) {
+        cask_client_set_error (self, "map %s: the inputs are not a list", fn);
+        function = NULL;
+    }
+    int rc = function ? s_map (self, fn, function->id, inputs, opts, futures) : -1;
+    cask_value_destroy (&inputs);
+    return rc;
 }
 
 int
 cask_map (cask_client_t *self, const char *fn, cask_value_t *inputs, cask_future_t **futures)
 {
-    s_function_t *function = s_function_check (self, fn);
-    if (function && cask_value_type (inputs) != CASK_LIST) {
-        cask_client_set_error (self, "map %s: the inputs are not a list", fn);
-        function = NULL;
+    return cask_map_opts (self, fn, inputs, NULL, futures);
+}
+
+//  ---------------------------------------------------------------------
+//  Cancelling, and restarting the cluster
+
+//  Sends the keys batch as command, after any RELEASE queued before it
+static int
+s_keys_send (cask_client_t *self, uint8_t command, const char *what)
+{
+    cask_client_send_releases (self);
+    if (cask_batch_send (&self->keys, self->broker, NULL, command, NULL))
+        return cask_client_set_error (self, "%s: cannot send to the broker at %s: %s", what,
+                                      self->address, zmq_strerror (errno));
+    return 0;
+}
+
+//  Adds key to the keys batch, sending it first when it is full
+static int
+s_keys_add (cask_client_t *self, uint8_t command, const char *what, const char *key)
+{
+    if (self->keys.body.size > S_BATCH_BYTES && s_keys_send (self, command, what))
+        return -1;
+    cask_put_str8 (cask_batch_add (&self->keys), cask_str (key));
+    return 0;
+}
+
+static int
+s_stack_push (cask_client_t *self, size_t depth, cask_record_t *record)
+{
+    if (depth == self->capstack) {
+        size_t cap = self->capstack ? self->capstack * 2 : 64;
+        cask_record_t **stack = (cask_record_t **) realloc (self->stack, cap * sizeof *stack);
+        if (!stack)
+            return -1;
+        self->stack = stack;
+        self->capstack = cap;
     }
-    int rc = function ? s_map (self, fn, function->id, inputs, futures) : -1;
-    cask_value_destroy (&inputs);
+    self->stack [depth] = record;
+    return 0;
+}
+
+//  Cancels record and every record here that depends on it, as the broker
+//  will: each then owes us one STATE cancelled. When out of memory for the
+//  walk, the broker's STATE still cancels the rest.
+static void
+s_cancel_tree (cask_client_t *self, cask_record_t *root)
+{
+    size_t depth = 0;
+    if (s_stack_push (self, depth, root) == 0)
+        depth++;
+    while (depth > 0) {
+        cask_record_t *record = self->stack [--depth];
+        if (record->status == CASK_CANCELLED)
+            continue;
+        s_record_cancel (self, record, NULL, 0);
+        record->cancels_due++;
+        for (cask_edge_t *edge = record->dependants; edge; edge = edge->next)
+            if (s_stack_push (self, depth, edge->owner) == 0)
+                depth++;
+    }
+}
+
+int
+cask_cancel (cask_client_t *self, cask_future_t **futures, size_t n)
+{
+    for (size_t index = 0; index < n; index++)
+        if (!cask_client_owns (self, futures [index], "cancel"))
+            return -1;
+    cask_batch_reset (&self->keys);
+    for (size_t index = 0; index < n; index++) {
+        cask_record_t *record = futures [index]->record;
+        if (record->status == CASK_CANCELLED)
+            continue;
+        if (s_keys_add (self, CASK_MSG_CANCEL, "cancel", record->key))
+            return -1;
+        s_cancel_tree (self, record);
+    }
+    return s_keys_send (self, CASK_MSG_CANCEL, "cancel");
+}
+
+static bool
+s_restarted (void *arg)
+{
+    return ((cask_client_t *) arg)->restarted;
+}
+
+int
+cask_client_restart (cask_client_t *self, int timeout_ms)
+{
+    cask_client_send_releases (self);
+    self->restarted = false;
+    cask_buf_reset (&self->body);
+    if (cask_send (self->broker, NULL, CASK_MSG_RESTART, &self->body, NULL))
+        return cask_client_set_error (self, "restart: cannot send to the broker at %s: %s",
+                                      self->address, zmq_strerror (errno));
+    int rc = 0;
+    if (cask_client_wait (self, s_restarted, self, timeout_ms))
+        rc = cask_client_set_error (self, "restart: the cluster did not confirm within %d ms",
+                                    timeout_ms);
+    //  The broker forgot every task. Its STATE cancelled for each should
+    //  come before RESTARTED, but may trail it: a record not cancelled yet
+    //  owes one, which must not cancel it once submitted again. What an
+    //  earlier CANCEL owes came before the restart.
+    const char *why = "cluster restarted";
+    cask_record_t *record;
+    size_t cursor = 0;
+    while ((record = cask_keymap_next (self->records, &cursor))) {
+        record->cancels_due = record->status != CASK_CANCELLED;
+        if (record->status != CASK_CANCELLED)
+            s_record_cancel (self, record, why, strlen (why));
+    }
+    return rc;
+}
+
+//  ---------------------------------------------------------------------
+//  Fire and forget
+
+int
+cask_fire_and_forget (cask_client_t *self, cask_future_t **futures, size_t n)
+{
+    for (size_t index = 0; index < n; index++)
+        if (!cask_client_owns (self, futures [index], "fire_and_forget"))
+            return -1;
+    cask_batch_reset (&self->keys);
+    for (size_t index = 0; index < n; index++)
+        if (s_keys_add (self, CASK_MSG_FIRE, "fire_and_forget", futures [index]->record->key))
+            return -1;
+    return s_keys_send (self, CASK_MSG_FIRE, "fire_and_forget");
+}
+
+//  ---------------------------------------------------------------------
+//  Published datasets. PUBLISH, LOOKUP and UNPUBLISH are answered DATASET
+//  about the name when they succeed, ERROR about the name when they fail.
+
+static bool
+s_answered (void *arg)
+{
+    return ((cask_client_t *) arg)->answered;
+}
+
+//  Sends command (name, key) and waits for its answer. Returns 0 or -1.
+static int
+s_dataset_ask (cask_client_t *self, uint8_t command, const char *name, const char *key,
+               int timeout_ms)
+{
+    const char *what = cask_command_name (command);
+    if (!name || !*name || strlen (name) > CASK_MAX_KEY)
+        return cask_client_set_error (self, "%s: a name must be 1 to %d bytes", what, CASK_MAX_KEY);
+    cask_client_send_releases (self);
+    cask_buf_reset (&self->body);
+    cask_dataset_put (&self->body, &(cask_dataset_t) { cask_str (name), cask_str (key) });
+    self->asked_name = name;
+    self->asked_command = command;
+    self->answered = false;
+    self->answer_record = NULL;
+    free (self->answer_error);
+    self->answer_error = NULL;
+    int rc = cask_send (self->broker, NULL, command, &self->body, NULL);
+    if (rc)
+        rc = cask_client_set_error (self, "%s %s: cannot send to the broker at %s: %s", what,
+                                    name, self->address, zmq_strerror (errno));
+    else
+    if (cask_client_wait (self, s_answered, self, timeout_ms))
+        rc = cask_client_set_error (self, "%s %s: no answer from the broker within %d ms",
+                                    what, name, timeout_ms);
+    else
+    if (self->answer_error)
+        rc = cask_client_set_error (self, "%s %s: %s", what, name, self->answer_error);
+    self->asked_name = NULL;
+    return rc;
+}
+
+int
+cask_publish (cask_client_t *self, const char *name, cask_future_t *future, int timeout_ms)
+{
+    if (!cask_client_owns (self, future, "publish"))
+        return -1;
+    return s_dataset_ask (self, CASK_MSG_PUBLISH, name, future->record->key, timeout_ms);
+}
+
+int
+cask_unpublish (cask_client_t *self, const char *name, int timeout_ms)
+{
+    return s_dataset_ask (self, CASK_MSG_UNPUBLISH, name, "", timeout_ms);
+}
+
+cask_future_t *
+cask_get_dataset (cask_client_t *self, const char *name, int timeout_ms)
+{
+    if (s_dataset_ask (self, CASK_MSG_LOOKUP, name, "", timeout_ms))
+        return NULL;
+    if (!self->answer_record) {
+        cask_client_set_error (self, "get_dataset: no dataset named '%s'", name);
+        return NULL;
+    }
+    cask_future_t *future = cask_future_new (self, self->answer_record);
+    if (!future) {
+        if (self->answer_record->handles == 0)
+            cask_client_forget (self, self->answer_record, true);
+        cask_client_set_error (self, "get_dataset %s: out of memory", name);
+    }
+    self->answer_record = NULL;
+    return future;
+}
+
+//  ---------------------------------------------------------------------
+//  Scattering values into the workers' memory. Each value is encoded once
+//  and keyed by its type and a hash of its content, so scattering equal
+//  values shares one key. The broker hears of the keys first (SCATTER),
+//  then each worker gets its values on its peer socket (PUT) and answers
+//  STORED; the worker's DONE makes the broker send STATE memory.
+
+//  Sends the SCATTER batch, then every worker's PUT batch
+static int
+s_scatter_flush (cask_client_t *self)
+{
+    int rc = s_keys_send (self, CASK_MSG_SCATTER, "scatter");
+    for (size_t index = 0; index < self->nworkers && rc == 0; index++) {
+        s_worker_t *worker = &self->workers [index];
+        if (cask_batch_send (&worker->puts, worker->socket, NULL, CASK_MSG_PUT,
+                             &worker->put_frames))
+            rc = cask_client_set_error (self, "scatter: cannot send to worker %u (%s): %s",
+                                        worker->id, worker->endpoint, zmq_strerror (errno));
+    }
+    return rc;
+}
+
+static bool
+s_scatter_full (cask_client_t *self, s_worker_t *worker)
+{
+    return self->keys.body.size > S_BATCH_BYTES || worker->puts.body.size > S_BATCH_BYTES
+        || worker->put_frames.nframes > S_BATCH_FRAMES;
+}
+
+//  Queues the value just encoded into self->args/frames, under record's
+//  key, for the next worker in turn. Returns 0 or -1.
+static int
+s_scatter_queue (cask_client_t *self, cask_record_t *record)
+{
+    s_worker_t *worker = &self->workers [self->scatter_next++ % self->nworkers];
+    if (s_worker_connect (self, worker))
+        return cask_client_set_error (self, "scatter: cannot connect to worker %u at %s: %s",
+                                      worker->id, worker->endpoint, zmq_strerror (errno));
+    if (s_scatter_full (self, worker) && s_scatter_flush (self))
+        return -1;
+    cask_scatter_t scatter = { cask_str (record->key), worker->id };
+    cask_scatter_put (cask_batch_add (&self->keys), &scatter);
+    cask_buf_t *body = cask_batch_add (&worker->puts);
+    cask_put_str8 (body, cask_str (record->key));
+    cask_put_u32 (body, (uint32_t) self->frames.nframes);
+    cask_put_raw (body, self->args.data, self->args.size);
+    for (size_t index = 0; index < self->frames.nframes; index++)
+        cask_message_move_frame (&worker->put_frames, &self->frames.frames [index]);
+    self->frames.nframes = 0;
+    record->storing = CASK_STORE_SENT;
+    record->status = CASK_PENDING;
+    s_record_clear_error (record);
+    return 0;
+}
+
+//  A future for value: a new handle on the record of an equal value held
+//  here, or a new record whose value is queued for a worker
+static cask_future_t *
+s_scatter_one (cask_client_t *self, const cask_value_t *value, size_t index)
+{
+    self->ndeps = 0;
+    cask_buf_reset (&self->args);
+    cask_future_t *future = NULL;
+    if (cask_value_encode (value, &self->args, &self->frames, NULL, NULL) || self->args.failed)
+        cask_client_set_error (self, "scatter: value %zu cannot be sent (a future inside, "
+                               "or a list nested too deep)", index);
+    else {
+        char key [CASK_MAX_KEY + 1];
+        s_task_key (self, cask_type_name (cask_value_type (value)), S_SEED_DATA, key);
+        size_t size = strlen (key);
+        uint64_t hash = cask_keymap_hash (self->records, key, size);
+        cask_record_t *record = cask_keymap_lookup_hashed (self->records, key, size, hash);
+        bool fresh = !record || record->status == CASK_CANCELLED;
+        if (!record)
+            record = s_record_new (self, key, hash, 0);
+        future = record ? cask_future_new (self, record) : NULL;
+        if (!future) {
+            if (record && record->handles == 0)
+                cask_client_forget (self, record, false);
+            cask_client_set_error (self, "scatter: out of memory");
+        }
+        else
+        if (fresh && s_scatter_queue (self, record))
+            cask_future_destroy (&future);
+    }
+    if (self->frames.nframes) {
+        cask_message_close (&self->frames);
+        cask_message_init (&self->frames);
+    }
+    return future;
+}
+
+typedef struct {
+    cask_future_t **futures;
+    size_t count;
+    size_t next;                //  futures before this one are through the phase
+    bool storing;               //  first phase: STORED; second: STATE
+} s_scatter_wait_t;
+
+static bool
+s_scatter_ready (void *arg)
+{
+    s_scatter_wait_t *self = (s_scatter_wait_t *) arg;
+    for (; self->next < self->count; self->next++) {
+        cask_record_t *record = self->futures [self->next]->record;
+        if (self->storing ? record->storing == CASK_STORE_SENT
+                          : record->status == CASK_PENDING)
+            break;
+    }
+    return self->next == self->count;
+}
+
+static int
+s_scatter_wait (cask_client_t *self, s_scatter_wait_t *wait, int64_t deadline)
+{
+    int64_t remaining = deadline < 0 ? -1 : deadline - zclock_mono ();
+    wait->next = 0;
+    return cask_client_wait (self, s_scatter_ready, wait,
+                             (int) (deadline >= 0 && remaining < 0 ? 0 : remaining));
+}
+
+//  Why the first of the futures that is not in memory is not, or NULL
+static const char *
+s_scatter_failure (cask_future_t **futures, size_t n)
+{
+    for (size_t index = 0; index < n; index++) {
+        cask_record_t *record = futures [index]->record;
+        if (record->storing == CASK_STORE_REFUSED || record->status != CASK_FINISHED)
+            return record->error ? record->error : record->key;
+    }
+    return NULL;
+}
+
+//  Waits for every STORED and then every STATE. Returns 0 or -1.
+static int
+s_scatter_confirm (cask_client_t *self, cask_future_t **futures, size_t n, int timeout_ms)
+{
+    int64_t deadline = timeout_ms >= 0 ? zclock_mono () + timeout_ms : -1;
+    s_scatter_wait_t wait = { futures, n, 0, true };
+    if (s_scatter_wait (self, &wait, deadline))
+        return cask_client_set_error (self, "scatter: %s: no worker confirmed it within %d ms",
+                                      futures [wait.next]->record->key, timeout_ms);
+    for (size_t index = 0; index < n; index++)
+        if (futures [index]->record->storing == CASK_STORE_REFUSED)
+            return cask_client_set_error (self, "%s", futures [index]->record->error);
+    wait.storing = false;
+    if (s_scatter_wait (self, &wait, deadline))
+        return cask_client_set_error (self, "scatter: %s: the broker did not confirm it "
+                                      "within %d ms", futures [wait.next]->record->key,
+                                      timeout_ms);
+    const char *failure = s_scatter_failure (futures, n);
+    return failure ? cask_client_set_error (self, "scatter: %s", failure) : 0;
+}
+
+int
+cask_scatter (cask_client_t *self, cask_value_t **values, size_t n, cask_future_t **futures,
+              int timeout_ms)
+{
+    cask_client_pump (self);
+    size_t made = 0;
+    int rc = 0;
+    if (n && self->nworkers == 0)
+        rc = cask_client_set_error (self, "scatter: the cluster has no worker");
+    cask_batch_reset (&self->keys);
+    while (made < n && rc == 0) {
+        futures [made] = s_scatter_one (self, values [made], made);
+        if (futures [made])
+            made++;
+        else
+            rc = -1;
+    }
+    for (size_t index = 0; index < n; index++) {
+        cask_value_destroy (&values [index]);
+        if (index >= made)
+            futures [index] = NULL;
+    }
+    //  What was queued goes out either way, so every key made is known to
+    //  the broker and its release below means what it says
+    if (s_scatter_flush (self))
+        rc = -1;
+    if (rc == 0 && n)
+        rc = s_scatter_confirm (self, futures, n, timeout_ms);
+    for (size_t index = 0; index < made; index++)
+        futures [index]->record->storing = CASK_STORE_NONE;
+    if (rc)
+        cask_futures_destroy (futures, made);
     return rc;
 }

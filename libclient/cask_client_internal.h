@@ -16,19 +16,45 @@
 #include "cask/cask_client.h"
 
 typedef struct _cask_record_t cask_record_t;
+typedef struct _cask_edge_t cask_edge_t;
+
+//  That a record depends on another, both held here: cancelling the
+//  dependency cancels the dependant at once, as the broker will confirm.
+//  Edges live in the dependant's allocation; the dependency lists them.
+struct _cask_edge_t {
+    cask_record_t *dep;         //  the dependency; NULL once its record went
+    cask_record_t *owner;       //  the dependant
+    cask_edge_t *prev;          //  the dependency's list of dependants
+    cask_edge_t *next;
+};
+
+//  Where a scattered value is on its way to a worker
+typedef enum {
+    CASK_STORE_NONE = 0,        //  not being scattered
+    CASK_STORE_SENT = 1,        //  PUT sent, STORED not yet here
+    CASK_STORE_OK = 2,          //  the worker keeps it
+    CASK_STORE_REFUSED = 3      //  the worker refused it (error says why)
+} cask_store_state_t;
 
 struct _cask_record_t {
     cask_status_t status;
     uint32_t worker;            //  finished: the worker that holds the result
     uint8_t type;               //  finished: cask_type_t of the result
+    uint8_t storing;            //  cask_store_state_t
     cask_value_t *value;        //  the result, once fetched
     char *error;                //  why it erred, was cancelled, or could not be fetched
     bool fetching;              //  a GET for it is under way
     bool fetch_failed;          //  finished, but its worker could not give it
+    uint32_t cancels_due;       //  STATE cancelled the broker owes us for a CANCEL
     size_t handles;             //  futures pointing here
+    uint64_t done_seq;          //  when the client learned it was done
     uint64_t dep_serial;        //  the submit that last used it as a dependency
     uint32_t dep_index;         //  its dependency index in that submit
-    char key [];                //  the task key, NUL-terminated
+    cask_future_t *watchers;    //  as_completed handles waiting for it
+    cask_edge_t *dependants;    //  records held here that depend on it
+    uint32_t ndeps;             //  edges to its dependencies, in deps
+    cask_edge_t *deps;
+    char *key;                  //  the task key, NUL-terminated (same allocation)
 };
 
 struct _cask_future_t {
@@ -36,6 +62,10 @@ struct _cask_future_t {
     cask_record_t *record;
     cask_future_t *prev;        //  the client's list of live futures
     cask_future_t *next;
+    cask_as_completed_t *owner; //  the iterator this handle belongs to, or NULL
+    bool watching;              //  in its record's watchers (else in owner's queue)
+    cask_future_t *watch_prev;  //  record's watchers, or owner's done queue
+    cask_future_t *watch_next;
 };
 
 //  A predicate a wait loop checks after each batch of news.
@@ -63,8 +93,26 @@ void cask_future_drop_all (cask_client_t *client);
 
 //  Forgets a record whose last handle went, queueing its key for RELEASE.
 void cask_client_forget (cask_client_t *self, cask_record_t *record, bool releasing);
+//  Sends the RELEASE batch queued so far, if any. Returns 0 or -1.
+int cask_client_send_releases (cask_client_t *self);
 //  Head of the client's list of live futures (cask_future.c links them).
 cask_future_t **cask_client_futures (cask_client_t *self);
+
+//  Sets the record's status; leaving pending stamps its completion order
+//  and hands it to the as_completed iterators that wait for it.
+void cask_client_set_status (cask_client_t *self, cask_record_t *record,
+                             cask_status_t status);
+//  True when future is a live handle of this client; else sets the error
+//  ("what: future KEY belongs to another client") and returns false.
+bool cask_client_owns (cask_client_t *self, cask_future_t *future, const char *what);
+//  Detaches every as_completed iterator of the client (client destroy).
+void cask_as_completed_detach_all (cask_client_t *client);
+//  Head of the client's list of live iterators (cask_as_completed.c links them).
+cask_as_completed_t **cask_client_iterators (cask_client_t *self);
+//  Moves the handles waiting for record, now done, to their iterators' queues.
+void cask_as_completed_notify (cask_record_t *record);
+//  Unlinks a handle of an iterator from its record's watchers or its queue.
+void cask_as_completed_unwatch (cask_future_t *future);
 
 //  Sets the client's error message (printf style) and returns -1.
 int cask_client_set_error (cask_client_t *self, const char *format, ...)

@@ -4,7 +4,8 @@
     its task key. Its status is the broker's last word on the task; its
     result is fetched from the worker that holds it the first time someone
     asks, then kept in the record for every handle. When the last handle of
-    a key goes, the client tells the broker it holds the key no more.
+    a key goes, the client tells the broker at once that it holds the key
+    no more.
 */
 #include "cask_client_internal.h"
 
@@ -36,6 +37,9 @@ cask_future_new (cask_client_t *client, cask_record_t *record)
     self->record = record;
     self->prev = NULL;
     self->next = *head;
+    self->owner = NULL;
+    self->watching = false;
+    self->watch_prev = self->watch_next = NULL;
     if (*head)
         (*head)->prev = self;
     *head = self;
@@ -48,6 +52,8 @@ cask_future_new (cask_client_t *client, cask_record_t *record)
 static void
 s_future_drop (cask_future_t *self, bool releasing)
 {
+    if (self->owner)
+        cask_as_completed_unwatch (self);
     cask_future_t **head = cask_client_futures (self->client);
     if (self->prev)
         self->prev->next = self->next;
@@ -71,10 +77,35 @@ cask_future_drop_all (cask_client_t *client)
 void
 cask_future_destroy (cask_future_t **self_p)
 {
-    if (self_p && *self_p) {
-        s_future_drop (*self_p, true);
-        *self_p = NULL;
+    cask_futures_destroy (self_p, 1);
+}
+
+//  The keys released go out at once, so an idle client holds nothing it
+//  let go of; one RELEASE per client (and per full batch) for all of them
+void
+cask_futures_destroy (cask_future_t **futures, size_t n)
+{
+    if (!futures)
+        return;
+    cask_client_t *client = NULL;
+    for (size_t index = 0; index < n; index++) {
+        cask_future_t *future = futures [index];
+        if (!future)
+            continue;
+        if (client && future->client != client)
+            cask_client_send_releases (client);
+        client = future->client;
+        s_future_drop (future, true);
+        futures [index] = NULL;
     }
+    if (client)
+        cask_client_send_releases (client);
+}
+
+cask_future_t *
+cask_future_dup (cask_future_t *self)
+{
+    return self ? cask_future_new (self->client, self->record) : NULL;
 }
 
 cask_value_t *
@@ -201,9 +232,8 @@ int
 cask_gather (cask_client_t *self, cask_future_t **futures, size_t n, int timeout_ms)
 {
     for (size_t index = 0; index < n; index++)
-        if (!futures [index] || futures [index]->client != self)
-            return cask_client_set_error (self, "gather: future %zu is %s", index,
-                                          futures [index] ? "of another client" : "NULL");
+        if (!cask_client_owns (self, futures [index], "gather"))
+            return -1;
     int64_t deadline = timeout_ms >= 0 ? zclock_mono () + timeout_ms : -1;
     s_gather_t gather = { self, futures, n, 0, false };
     int rc = s_gather_wait (&gather, deadline);
@@ -228,4 +258,47 @@ cask_gather (cask_client_t *self, cask_future_t **futures, size_t n, int timeout
                                       timeout_ms);
     }
     return rc;
+}
+
+//  ---------------------------------------------------------------------
+//  Waiting for futures without fetching: all of them (a cursor skips the
+//  ones seen done, as in gather), or the first.
+
+typedef struct {
+    cask_future_t **futures;
+    size_t count;
+    size_t next;                //  ALL: futures before this one are done
+    cask_wait_t mode;
+} s_wait_t;
+
+static bool
+s_wait_ready (void *arg)
+{
+    s_wait_t *self = (s_wait_t *) arg;
+    if (self->mode == CASK_WAIT_FIRST) {
+        for (size_t index = 0; index < self->count; index++)
+            if (self->futures [index]->record->status != CASK_PENDING)
+                return true;
+        return self->count == 0;
+    }
+    while (self->next < self->count
+       &&  self->futures [self->next]->record->status != CASK_PENDING)
+        self->next++;
+    return self->next == self->count;
+}
+
+int
+cask_wait (cask_client_t *self, cask_future_t **futures, size_t n, cask_wait_t mode,
+           int timeout_ms)
+{
+    for (size_t index = 0; index < n; index++)
+        if (!cask_client_owns (self, futures [index], "wait"))
+            return -1;
+    s_wait_t wait = { futures, n, 0, mode };
+    cask_client_wait (self, s_wait_ready, &wait, timeout_ms);
+    int done = 0;
+    for (size_t index = 0; index < n; index++)
+        if (futures [index]->record->status != CASK_PENDING)
+            done++;
+    return done;
 }

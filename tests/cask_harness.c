@@ -22,6 +22,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -602,10 +603,16 @@ cask_harness_t *cask_harness_new (void)
 
 cask_harness_t *cask_harness_start (size_t nworkers, int nthreads)
 {
+    return cask_harness_start_with (nworkers, nthreads, NULL);
+}
+
+cask_harness_t *cask_harness_start_with (size_t nworkers, int nthreads,
+                                         const char *const *extra)
+{
     cask_harness_t *self = cask_harness_new ();
     if (!self)
         return NULL;
-    if (cask_harness_add_workers (self, nworkers, nthreads, NULL)
+    if (cask_harness_add_workers (self, nworkers, nthreads, extra)
     ||  cask_harness_wait_workers (self, nworkers, CASK_HARNESS_TIMEOUT_MS)) {
         cask_harness_print_logs (self);
         cask_harness_destroy (&self);
@@ -820,6 +827,110 @@ int64_t cask_harness_json_int (const cJSON *json, const char *path,
 }
 
 
+int cask_harness_wait_figure (cask_harness_t *self, int index, const char *path,
+                              int64_t expect, int timeout_ms, int64_t *seen)
+{
+    int64_t deadline = cask_harness_now_ms () + timeout_ms;
+    int64_t figure = -1;
+    for (;;) {
+        cJSON *report = index < 0 ? cask_harness_broker_report (self, 5000)
+                                  : cask_harness_worker_report (self, (size_t) index, 5000);
+        figure = cask_harness_json_int (report, path, -1);
+        cJSON_Delete (report);
+        if (figure == expect || cask_harness_now_ms () >= deadline)
+            break;
+        s_sleep_ms (20);
+    }
+    if (seen)
+        *seen = figure;
+    return figure == expect ? 0 : -1;
+}
+
+int64_t cask_harness_rss (pid_t pid)
+{
+    char path [64];
+    snprintf (path, sizeof path, "/proc/%d/statm", (int) pid);
+    FILE *file = fopen (path, "r");
+    if (!file)
+        return -1;
+    long long size, resident;
+    int fields = fscanf (file, "%lld %lld", &size, &resident);
+    fclose (file);
+    return fields == 2 ? resident * (int64_t) sysconf (_SC_PAGESIZE) : -1;
+}
+
+
+//  ---------------------------------------------------------------------
+//  Client processes
+
+//  In the forked child: connect, run the body, say so on fd, then wait to
+//  be killed. Leaves with _exit, so no exit hook of the test runs.
+static void s_client_child (cask_harness_t *self, const char *lib,
+                            cask_harness_body_fn *body, void *arg, int fd, pid_t parent)
+{
+    prctl (PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid () != parent)
+        _exit (127);
+    cask_client_t *client = cask_client_new (self->broker_address, 10000);
+    if (!client)
+        fprintf (stderr, "cask_harness: client process cannot connect: %s\n",
+                 cask_client_last_error ());
+    else
+    if (lib && cask_client_register (client, lib, 20000)) {
+        fprintf (stderr, "cask_harness: client process cannot register %s: %s\n",
+                 lib, cask_client_error (client));
+        client = NULL;          //  left as it is: the process ends now
+    }
+    bool ready = client && body (client, arg) == 0;
+    s_write_all (fd, ready ? "R" : "F", 1);
+    if (!ready)
+        _exit (1);
+    for (;;)
+        pause ();
+}
+
+pid_t cask_harness_client_process (cask_harness_t *self, const char *lib,
+                                   cask_harness_body_fn *body, void *arg,
+                                   int timeout_ms)
+{
+    int fds [2];
+    if (pipe2 (fds, O_CLOEXEC))
+        return -1;
+    fflush (NULL);
+    pid_t parent = getpid ();
+    pid_t pid = fork ();
+    if (pid == 0) {
+        close (fds [0]);
+        s_client_child (self, lib, body, arg, fds [1], parent);
+    }
+    close (fds [1]);
+    if (pid < 0) {
+        close (fds [0]);
+        return -1;
+    }
+    struct pollfd item = { fds [0], POLLIN, 0 };
+    char word = 0;
+    if (poll (&item, 1, timeout_ms) == 1 && read (fds [0], &word, 1) != 1)
+        word = 0;
+    close (fds [0]);
+    if (word != 'R') {
+        fprintf (stderr, "cask_harness: the client process %s\n",
+                 word == 'F' ? "failed" : "said nothing in time");
+        cask_harness_kill_process (pid);
+        return -1;
+    }
+    return pid;
+}
+
+int cask_harness_kill_process (pid_t pid)
+{
+    if (pid <= 0 || kill (pid, SIGKILL))
+        return -1;
+    int status;
+    return waitpid (pid, &status, 0) == pid ? 0 : -1;
+}
+
+
 //  ---------------------------------------------------------------------
 //  Stopping
 
@@ -861,7 +972,14 @@ void cask_harness_print_logs (cask_harness_t *self)
 void cask_harness_test_start (cask_harness_t **self_p, size_t nworkers, int nthreads,
                               cask_client_t **client_p, const char *lib)
 {
-    *self_p = cask_harness_start (nworkers, nthreads);
+    cask_harness_test_start_with (self_p, nworkers, nthreads, NULL, client_p, lib);
+}
+
+void cask_harness_test_start_with (cask_harness_t **self_p, size_t nworkers, int nthreads,
+                                   const char *const *extra, cask_client_t **client_p,
+                                   const char *lib)
+{
+    *self_p = cask_harness_start_with (nworkers, nthreads, extra);
     ck_assert_msg (*self_p != NULL, "cannot start a cluster of %zu workers", nworkers);
     if (!client_p)
         return;

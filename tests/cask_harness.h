@@ -44,6 +44,10 @@ cask_harness_t *cask_harness_new (void);
 //  cask_harness_new, then nworkers workers of nthreads each, then waits
 //  until the broker reports them all. NULL on failure (logs on stderr).
 cask_harness_t *cask_harness_start (size_t nworkers, int nthreads);
+//  cask_harness_start with extra arguments for each worker (as
+//  cask_harness_add_workers takes them).
+cask_harness_t *cask_harness_start_with (size_t nworkers, int nthreads,
+                                         const char *const *extra);
 //  Stops what still runs (see cask_harness_stop), removes the temp dir
 //  and nulls *self_p. Safe twice.
 void cask_harness_destroy (cask_harness_t **self_p);
@@ -96,6 +100,30 @@ int cask_harness_worker_endpoint (cask_harness_t *self, size_t index,
 int64_t cask_harness_json_int (const cJSON *json, const char *path,
                                int64_t fallback);
 
+//  Polls the REPORT of worker index, or of the broker when index is -1,
+//  until the number at path (as cask_harness_json_int) equals expect, or
+//  timeout_ms passes. Returns 0 or -1; *seen (when not NULL) gets the last
+//  figure read (-1: none).
+int cask_harness_wait_figure (cask_harness_t *self, int index, const char *path,
+                              int64_t expect, int timeout_ms, int64_t *seen);
+//  Resident memory of process pid in bytes, from /proc (-1 if unknown).
+int64_t cask_harness_rss (pid_t pid);
+
+//  What a client process does once connected (see below); returns 0 or -1.
+//  It runs in a forked child: it must not use Check's asserts.
+typedef int (cask_harness_body_fn) (cask_client_t *client, void *arg);
+//  Forks a client process: it connects to the broker, registers lib (when
+//  not NULL), runs body (client, arg) and then waits, holding its client
+//  and futures, until it is killed (it dies with the test process too).
+//  Returns its pid once body returned 0, or -1 (a failure or no word in
+//  timeout_ms; the child is then killed).
+pid_t cask_harness_client_process (cask_harness_t *self, const char *lib,
+                                   cask_harness_body_fn *body, void *arg,
+                                   int timeout_ms);
+//  Sends SIGKILL to a process of cask_harness_client_process and reaps
+//  it. Returns 0 or -1.
+int cask_harness_kill_process (pid_t pid);
+
 //  Stops the cluster: SIGTERM to the workers and then the broker, waiting
 //  up to grace period each, SIGKILL for any left. Returns 0 when every
 //  process exited by itself with status 0, -1 otherwise (then the logs are
@@ -119,6 +147,11 @@ int64_t cask_harness_now_ms (void);
 //  *client_p that registered the task library lib (none when lib is NULL).
 void cask_harness_test_start (cask_harness_t **self_p, size_t nworkers, int nthreads,
                               cask_client_t **client_p, const char *lib);
+//  cask_harness_test_start with extra arguments for each worker (as
+//  cask_harness_add_workers takes them).
+void cask_harness_test_start_with (cask_harness_t **self_p, size_t nworkers, int nthreads,
+                                   const char *const *extra, cask_client_t **client_p,
+                                   const char *lib);
 //  Destroys *client_p (when client_p is not NULL), then stops and destroys
 //  the cluster; fails the test when it did not stop cleanly.
 void cask_harness_test_stop (cask_harness_t **self_p, cask_client_t **client_p);

@@ -1,10 +1,16 @@
 /*  cask_testlib.c - a task library for the integration tests: big bytes
     results to move between workers, a digest to check they arrived intact,
-    and a nap to keep a worker busy for a while.
+    a nap to keep a worker busy for a while, a no-op for runs of many tasks,
+    and tasks whose runs leave a trace in a file (to tell whether, when and
+    in what order they ran, or to fail the first runs).
 */
 #include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <sys/file.h>
 #include <time.h>
+#include <unistd.h>
 #include "cask/cask_task.h"
 #include "cask_testlib.h"
 
@@ -68,8 +74,90 @@ static int nap (cask_call_t *call)
     return cask_return_int64 (call, x);
 }
 
+//  noop (x): the int64 x, at once.
+static int noop (cask_call_t *call)
+{
+    int64_t x;
+    if (cask_arg_expect (call, 1) || cask_arg_int64 (call, 0, &x))
+        return -1;
+    return cask_return_int64 (call, x);
+}
+
+//  append_line (path, x): x, after appending its decimal digits and a
+//  newline to the file at path (one write, O_APPEND: lines never mix).
+static int append_line (cask_call_t *call)
+{
+    const char *path;
+    int64_t x;
+    if (cask_arg_expect (call, 2) || cask_arg_string (call, 0, &path)
+    ||  cask_arg_int64 (call, 1, &x))
+        return -1;
+    char line [32];
+    int len = snprintf (line, sizeof line, "%lld\n", (long long) x);
+    int fd = open (path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    if (fd < 0)
+        return cask_fail (call, "cannot open %s: %s", path, strerror (errno));
+    ssize_t written = write (fd, line, (size_t) len);
+    close (fd);
+    if (written != len)
+        return cask_fail (call, "cannot write to %s", path);
+    return cask_return_int64 (call, x);
+}
+
+//  Adds one to the count kept in the file at path (under a lock, as runs
+//  may be on several workers) and returns the new count, or -1.
+static int64_t s_count_run (const char *path)
+{
+    int fd = open (path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0)
+        return -1;
+    int64_t count = -1;
+    if (flock (fd, LOCK_EX) == 0) {
+        char text [32] = "";
+        ssize_t size = pread (fd, text, sizeof text - 1, 0);
+        count = (size > 0 ? atoll (text) : 0) + 1;
+        int len = snprintf (text, sizeof text, "%lld\n", (long long) count);
+        if (pwrite (fd, text, (size_t) len, 0) != len)
+            count = -1;
+    }
+    close (fd);
+    return count;
+}
+
+//  fail_times (path, n, x): fails the first n runs (counted in the file at
+//  path), then returns x.
+static int fail_times (cask_call_t *call)
+{
+    const char *path;
+    int64_t n, x;
+    if (cask_arg_expect (call, 3) || cask_arg_string (call, 0, &path)
+    ||  cask_arg_int64 (call, 1, &n) || cask_arg_int64 (call, 2, &x))
+        return -1;
+    int64_t run = s_count_run (path);
+    if (run < 0)
+        return cask_fail (call, "cannot count runs in %s: %s", path, strerror (errno));
+    if (run <= n)
+        return cask_fail (call, "run %lld of the %lld meant to fail",
+                          (long long) run, (long long) n);
+    return cask_return_int64 (call, x);
+}
+
+//  bytes_size (bytes): its size in bytes, as int64.
+static int bytes_size (cask_call_t *call)
+{
+    const void *data;
+    size_t size;
+    if (cask_arg_expect (call, 1) || cask_arg_bytes (call, 0, &data, &size))
+        return -1;
+    return cask_return_int64 (call, (int64_t) size);
+}
+
 CASK_LIBRARY (
     CASK_EXPORT (make_bytes, "make_bytes(size, seed[, nap_ms]): bytes of a known pattern")
     CASK_EXPORT (digest, "digest(bytes...): FNV-1a of the bytes, as int64")
     CASK_EXPORT (nap, "nap(ms, x): x after sleeping ms milliseconds")
+    CASK_EXPORT (noop, "noop(x): the int64 x, at once")
+    CASK_EXPORT (append_line, "append_line(path, x): x, after appending x as a line to path")
+    CASK_EXPORT (fail_times, "fail_times(path, n, x): fails the first n runs, then x")
+    CASK_EXPORT (bytes_size, "bytes_size(bytes): its size, as int64")
 )

@@ -128,8 +128,7 @@ START_TEST (test_failure_and_its_dependents)
     cask_future_t *fine = cask_submit (client, "inc", cask_int64 (9), NULL);
     ck_assert_int_eq (s_int (client, fine), 10);
     cask_future_t *all [] = { wrong, after, later, late, fine };
-    for (size_t i = 0; i < 5; i++)
-        cask_future_destroy (&all [i]);
+    cask_futures_destroy (all, 5);
 }
 END_TEST
 
@@ -235,8 +234,7 @@ START_TEST (test_client_leaves_with_work_in_flight)
     ck_assert (cask_harness_worker_alive (harness, 0));
     ck_assert (cask_harness_worker_alive (harness, 1));
     cask_future_t *all [] = { x, y, z, primes };
-    for (size_t i = 0; i < 4; i++)
-        cask_future_destroy (&all [i]);
+    cask_futures_destroy (all, 4);
 }
 END_TEST
 

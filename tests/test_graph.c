@@ -14,7 +14,7 @@
 #define FN_ADD 2
 
 typedef struct {
-    char kind;                  //  'd' dispatch, 's' state, 'f' free
+    char kind;                  //  'd' dispatch, 's' state, 'f' free, 'c' cancelled
     uint32_t peer;              //  worker or client
     char key [CASK_MAX_KEY + 1];
     uint8_t state;
@@ -86,10 +86,19 @@ s_on_free (void *arg, uint32_t worker, cask_str_t key)
 }
 
 static void
+s_on_cancelled (void *arg, uint32_t client, cask_str_t key, const char *message)
+{
+    (void) arg;
+    event_t *event = s_record ('c', client, key);
+    event->state = CASK_STATE_CANCELLED;
+    snprintf (event->message, sizeof event->message, "%s", message);
+}
+
+static void
 s_setup (void)
 {
     s_recorder.size = 0;
-    cask_graph_sink_t sink = { s_on_dispatch, s_on_state, s_on_free };
+    cask_graph_sink_t sink = { s_on_dispatch, s_on_state, s_on_free, s_on_cancelled };
     s_graph = cask_graph_new (&sink, NULL);
     ck_assert_ptr_nonnull (s_graph);
     ck_assert_int_eq (cask_graph_function_add (s_graph, FN_INC, cask_str ("inc")), 0);
@@ -342,10 +351,9 @@ START_TEST (test_failure_propagates_with_cause)
     cask_graph_client_gone (s_graph, 7);
     cask_graph_client_gone (s_graph, 8);
     cask_graph_client_gone (s_graph, 9);
-    ck_assert_uint_eq (s_total (), 1);              //  d, still processing
-    s_done (1, "d", 8);
-    ck_assert_ptr_nonnull (s_find_event ('f', "d", 0));
+    ck_assert_ptr_nonnull (s_find_event ('f', "d", 0));    //  d was still processing
     ck_assert_uint_eq (s_total (), 0);
+    ck_assert_int_eq (s_done (1, "d", 8), -1);
     ck_assert_uint_eq (s_count_events ('f'), 1);
 }
 END_TEST
@@ -419,18 +427,68 @@ START_TEST (test_release_forgets_and_frees)
     ck_assert_int_eq (s_state_of ("a"), -1);
     ck_assert_int_eq (cask_graph_release (s_graph, 7, cask_str ("a")), -1);
 
-    //  Released while processing: forgotten when it finishes
+    //  Released while processing: freed on its worker and forgotten at once
     s_submit (7, "p", NULL, NULL);
     cask_graph_release (s_graph, 7, cask_str ("p"));
-    ck_assert_int_eq (s_state_of ("p"), CASK_STATE_PROCESSING);
-    s_done (1, "p", 8);
+    ck_assert_int_eq (s_state_of ("p"), -1);
     ck_assert_ptr_nonnull (s_find_event ('f', "p", 0));
+    ck_assert_int_eq (s_done (1, "p", 8), -1);
     ck_assert_ptr_null (s_find_event ('s', "p", 0));
     ck_assert_uint_eq (s_total (), 0);
 
     //  Submitted again after it was forgotten: computed again
     s_submit (7, "a", NULL, NULL);
     ck_assert_ptr_nonnull (s_find_event ('d', "a", 1));
+}
+END_TEST
+
+//  A forgotten task its worker has not finished is freed there at once and
+//  no longer counts as load; the worker's late DONE is ignored.
+START_TEST (test_forget_processing_frees_at_once)
+{
+    s_add_worker (1, "tcp://w1", 1);
+    s_submit (7, "slow", NULL, NULL);
+    s_submit (7, "queued", NULL, NULL);
+    s_submit (7, "after", "queued", NULL);
+    uint32_t inflight;
+    uint64_t done, nbytes;
+    cask_graph_worker_load (s_graph, 1, &inflight, &done, &nbytes);
+    ck_assert_uint_eq (inflight, 2);
+    ck_assert_int_eq (cask_graph_cancel (s_graph, 7, cask_str ("queued")), 0);
+    event_t *free_q = s_find_event ('f', "queued", 0);
+    ck_assert_ptr_nonnull (free_q);
+    ck_assert_int_eq (free_q->peer, 1);
+    ck_assert_uint_eq (s_count_events ('f'), 1);
+    ck_assert_int_eq (s_state_of ("queued"), -1);
+    ck_assert_int_eq (s_state_of ("after"), -1);
+    cask_graph_worker_load (s_graph, 1, &inflight, &done, &nbytes);
+    ck_assert_uint_eq (inflight, 1);
+    ck_assert_ptr_null (cask_graph_verify (s_graph));
+    ck_assert_int_eq (s_done (1, "queued", 8), -1);
+    cask_graph_worker_load (s_graph, 1, &inflight, &done, &nbytes);
+    ck_assert_uint_eq (inflight, 1);
+    ck_assert_uint_eq (done, 0);
+
+    //  Submitted again: a new run, after the FREE
+    s_submit (7, "queued", NULL, NULL);
+    ck_assert_int_eq (s_find_event ('d', "queued", 1)->peer, 1);
+    ck_assert_int_eq (s_done (1, "queued", 8), 0);
+    ck_assert_int_eq (s_state_of ("queued"), CASK_STATE_MEMORY);
+
+    //  Every holder gone while it runs: freed, and so is its dependency
+    s_submit (8, "base", NULL, NULL);
+    s_submit (8, "top", "base", NULL);
+    s_done (1, "base", 8);
+    ck_assert_int_eq (s_state_of ("top"), CASK_STATE_PROCESSING);
+    s_submit (9, "top", NULL, NULL);
+    cask_graph_client_gone (s_graph, 8);
+    ck_assert_ptr_null (s_find_event ('f', "top", 0));
+    cask_graph_client_gone (s_graph, 9);
+    ck_assert_ptr_nonnull (s_find_event ('f', "top", 0));
+    ck_assert_ptr_nonnull (s_find_event ('f', "base", 0));
+    cask_graph_worker_load (s_graph, 1, &inflight, &done, &nbytes);
+    ck_assert_uint_eq (inflight, 1);                //  slow
+    ck_assert_ptr_null (cask_graph_verify (s_graph));
 }
 END_TEST
 
@@ -481,6 +539,7 @@ START_TEST (test_worker_lost)
     s_submit (7, "r", NULL, NULL);                  //  on 1, then released
     ck_assert_int_eq (s_worker_of ("r"), 1);
     cask_graph_release (s_graph, 7, cask_str ("r"));
+    ck_assert_int_eq (s_find_event ('f', "r", 0)->peer, 1);
 
     cask_graph_worker_remove (s_graph, 1);
     //  a's result is lost but b needs it: client told, a runs again on 2
@@ -492,7 +551,7 @@ START_TEST (test_worker_lost)
     ck_assert_int_eq (s_find_event ('d', "x", 1)->peer, 2);
     ck_assert_int_eq (s_state_of ("r"), -1);        //  nobody wanted it
     ck_assert_ptr_null (s_find_event ('d', "r", 1));
-    ck_assert_uint_eq (s_count_events ('f'), 0);    //  nothing to free on a lost worker
+    ck_assert_uint_eq (s_count_events ('f'), 1);    //  nothing to free on a lost worker
 
     s_done (2, "a", 1000000);
     ck_assert_int_eq (s_find_event ('d', "b", 1)->peer, 2);
@@ -574,8 +633,8 @@ START_TEST (test_long_chain_and_fan_in)
     ck_assert_int_eq (cask_graph_release (s_graph, 7, cask_str (prev)), 0);
     ck_assert_uint_eq (s_total (), 0);               //  forgotten all at once
 
-    //  A waiting chain released at its end goes away at once, except the
-    //  running head, forgotten when it finishes
+    //  A waiting chain released at its end goes away at once, the running
+    //  head too, freed on its worker
     s_recorder.size = 0;
     for (int i = 0; i < N; i++) {
         snprintf (key, sizeof key, "w-%d", i);
@@ -583,9 +642,9 @@ START_TEST (test_long_chain_and_fan_in)
         strcpy (prev, key);
     }
     cask_graph_client_gone (s_graph, 8);
-    ck_assert_uint_eq (s_total (), 1);
-    s_done (s_worker_of ("w-0"), "w-0", 8);
     ck_assert_uint_eq (s_total (), 0);
+    ck_assert_int_eq (s_find_event ('f', "w-0", 0)->peer, s_worker_of ("w-0"));
+    ck_assert_uint_eq (s_count_events ('f'), 1);
 
     //  Fan-in: N leaves over both workers, one sum of all
     s_recorder.size = 0;
@@ -611,15 +670,391 @@ START_TEST (test_long_chain_and_fan_in)
     cask_graph_worker_load (s_graph, 2, &inflight, &done2, &nbytes);
     ck_assert_uint_eq (done1 - before1, N / 2);     //  leaves spread evenly
     ck_assert_uint_eq (done2 - before2, N / 2);
-    //  The leaves stay while the sum runs, then go with it
+    //  The running sum and its leaves all go at once
     cask_graph_client_gone (s_graph, 9);
-    ck_assert_uint_eq (s_count_events ('f'), 0);
-    ck_assert_uint_eq (s_total (), N + 1);
-    s_done (s_find_event ('d', "sum", 0)->peer, "sum", 8);
     ck_assert_uint_eq (s_count_events ('f'), N + 1);
     ck_assert_uint_eq (s_total (), 0);
+    ck_assert_int_eq (s_done (s_find_event ('d', "sum", 0)->peer, "sum", 8), -1);
     free (deps);
     free (keys);
+}
+END_TEST
+
+//  How many events of kind were recorded for key.
+static size_t
+s_count_kind_for (char kind, const char *key)
+{
+    size_t count = 0;
+    for (size_t i = 0; i < s_recorder.size; i++)
+        count += s_recorder.events [i].kind == kind && strcmp (s_recorder.events [i].key, key) == 0;
+    return count;
+}
+
+START_TEST (test_cancel_transitive_and_shared)
+{
+    s_add_worker (1, "tcp://w1", 1);
+    s_submit (7, "a", NULL, NULL);                  //  processing
+    s_submit (7, "b", "a", NULL);                   //  waiting on a
+    s_submit (7, "c", "b", NULL);                   //  waiting on b
+    s_submit (8, "d", "b", NULL);                   //  another client's, on b
+    s_submit (7, "e", NULL, NULL);                  //  unrelated
+    //  Not held by client 9: nothing happens
+    ck_assert_int_eq (cask_graph_cancel (s_graph, 9, cask_str ("a")), -1);
+    ck_assert_int_eq (cask_graph_cancel (s_graph, 7, cask_str ("nope")), -1);
+
+    ck_assert_int_eq (cask_graph_cancel (s_graph, 7, cask_str ("a")), 0);
+    const char *cancelled [] = { "a", "b", "c" };
+    for (int i = 0; i < 3; i++) {
+        event_t *event = s_find_event ('c', cancelled [i], 0);
+        ck_assert_msg (event != NULL, "%s not cancelled", cancelled [i]);
+        ck_assert_int_eq (event->peer, 7);
+        ck_assert_str_eq (event->message, "cancelled");
+    }
+    ck_assert_ptr_null (s_find_event ('c', "d", 0));
+    ck_assert_ptr_null (s_find_event ('c', "e", 0));
+    //  d (client 8) still needs b and a: nothing is forgotten, c is
+    ck_assert_int_eq (s_state_of ("c"), -1);
+    ck_assert_int_eq (s_state_of ("b"), CASK_STATE_WAITING);
+    ck_assert_int_eq (s_state_of ("a"), CASK_STATE_PROCESSING);
+    ck_assert_uint_eq (cask_gtask_holds (cask_graph_find (s_graph, cask_str ("a"))), 0);
+    ck_assert_ptr_null (cask_graph_verify (s_graph));
+    //  Cancelling again does nothing
+    ck_assert_int_eq (cask_graph_cancel (s_graph, 7, cask_str ("a")), -1);
+
+    //  The other client lets go: b never runs, a is freed on its worker at
+    //  once, and its DONE comes too late
+    ck_assert_int_eq (cask_graph_cancel (s_graph, 8, cask_str ("d")), 0);
+    ck_assert_int_eq (s_state_of ("b"), -1);
+    ck_assert_int_eq (s_state_of ("a"), -1);
+    ck_assert_ptr_nonnull (s_find_event ('f', "a", 0));
+    ck_assert_int_eq (s_done (1, "a", 8), -1);
+    ck_assert_ptr_null (s_find_event ('s', "a", 0));
+    ck_assert_ptr_null (s_find_event ('d', "b", 0));
+    ck_assert_uint_eq (s_total (), 1);              //  e
+    ck_assert_ptr_null (cask_graph_verify (s_graph));
+}
+END_TEST
+
+START_TEST (test_cancel_counted_holds_and_queued)
+{
+    //  Without a worker the tasks queue; cancelled ones never run
+    s_submit (7, "q", NULL, NULL);
+    s_submit (7, "q", NULL, NULL);                  //  held twice
+    s_submit (7, "r", NULL, NULL);
+    ck_assert_int_eq (cask_graph_cancel (s_graph, 7, cask_str ("q")), 0);
+    ck_assert_uint_eq (s_count_kind_for ('c', "q"), 1);   //  all holds at once
+    ck_assert_int_eq (s_state_of ("q"), -1);
+    s_add_worker (1, "tcp://w1", 1);
+    ck_assert_ptr_null (s_find_event ('d', "q", 0));
+    ck_assert_ptr_nonnull (s_find_event ('d', "r", 0));
+    //  A finished task cancelled is freed at once
+    s_done (1, "r", 8);
+    ck_assert_int_eq (cask_graph_cancel (s_graph, 7, cask_str ("r")), 0);
+    ck_assert_ptr_nonnull (s_find_event ('f', "r", 0));
+    ck_assert_uint_eq (s_total (), 0);
+}
+END_TEST
+
+START_TEST (test_restart_forgets_everything)
+{
+    s_add_worker (1, "tcp://w1", 2);
+    s_submit (7, "a", NULL, NULL);
+    s_submit (7, "b", "a", NULL);
+    s_submit (8, "a", NULL, NULL);
+    s_submit (8, "p", NULL, NULL);
+    s_done (1, "a", 100);
+    ck_assert_int_eq (cask_graph_fire (s_graph, cask_str ("p")), 0);
+    ck_assert_int_eq (cask_graph_publish (s_graph, cask_str ("ds"), cask_str ("a")), 0);
+    size_t before = s_count_events ('c');
+    cask_graph_restart (s_graph, "cluster restarted");
+    //  a (7, 8), b (7), p (8): one each, never to fire or published holds
+    ck_assert_uint_eq (s_count_events ('c') - before, 4);
+    ck_assert_str_eq (s_find_event ('c', "b", 0)->message, "cluster restarted");
+    ck_assert_uint_eq (s_total (), 0);
+    ck_assert_uint_eq (s_count_events ('f'), 0);    //  the workers drop all themselves
+    uint32_t inflight;
+    uint64_t done, nbytes;
+    ck_assert_int_eq (cask_graph_worker_load (s_graph, 1, &inflight, &done, &nbytes), 0);
+    ck_assert_uint_eq (inflight, 0);
+    ck_assert_uint_eq (nbytes, 0);
+    ck_assert_ptr_null (cask_graph_verify (s_graph));
+    //  Reports from before are ignored; names are gone; work goes on
+    ck_assert_int_eq (s_done (1, "b", 8), -1);
+    ck_assert_uint_eq (cask_graph_lookup (s_graph, 9, cask_str ("ds")).len, 0);
+    ck_assert_int_eq (cask_graph_unpublish (s_graph, cask_str ("ds")), CASK_ERR_NOT_FOUND);
+    s_submit (7, "a", NULL, NULL);
+    ck_assert_ptr_nonnull (s_find_event ('d', "a", 1));
+    ck_assert_int_eq (s_done (1, "a", 8), 0);
+    ck_assert_ptr_null (cask_graph_verify (s_graph));
+}
+END_TEST
+
+START_TEST (test_fire_and_forget)
+{
+    s_add_worker (1, "tcp://w1", 1);
+    s_submit (7, "a", NULL, NULL);
+    s_submit (7, "b", "a", NULL);
+    ck_assert_int_eq (cask_graph_fire (s_graph, cask_str ("b")), 0);
+    ck_assert_int_eq (cask_graph_fire (s_graph, cask_str ("ghost")), -1);
+    cask_graph_client_gone (s_graph, 7);
+    //  b still wants a; both run
+    ck_assert_int_eq (s_state_of ("a"), CASK_STATE_PROCESSING);
+    ck_assert_int_eq (s_state_of ("b"), CASK_STATE_WAITING);
+    s_done (1, "a", 8);
+    ck_assert_ptr_nonnull (s_find_event ('d', "b", 0));
+    ck_assert_ptr_null (s_find_event ('s', "a", 0));    //  the fire hold is told nothing
+    ck_assert_ptr_null (cask_graph_verify (s_graph));
+    s_done (1, "b", 8);
+    //  Finished: forgotten, results freed
+    ck_assert_ptr_nonnull (s_find_event ('f', "a", 0));
+    ck_assert_ptr_nonnull (s_find_event ('f', "b", 0));
+    ck_assert_uint_eq (s_total (), 0);
+
+    //  A fired task that fails is forgotten too, and a client still
+    //  holding it is told
+    s_submit (7, "x", NULL, NULL);
+    cask_graph_fire (s_graph, cask_str ("x"));
+    s_fail (1, "x", "boom");
+    ck_assert_int_eq (s_find_event ('s', "x", 0)->state, CASK_STATE_ERRED);
+    ck_assert_int_eq (s_state_of ("x"), CASK_STATE_ERRED);
+    ck_assert_ptr_null (cask_graph_verify (s_graph));
+    cask_graph_release (s_graph, 7, cask_str ("x"));
+    ck_assert_uint_eq (s_total (), 0);
+    //  Fired when already in memory: nothing to hold
+    s_submit (7, "y", NULL, NULL);
+    s_done (1, "y", 8);
+    ck_assert_int_eq (cask_graph_fire (s_graph, cask_str ("y")), 0);
+    cask_graph_release (s_graph, 7, cask_str ("y"));
+    ck_assert_uint_eq (s_total (), 0);
+}
+END_TEST
+
+START_TEST (test_scatter_lifecycle)
+{
+    s_add_worker (1, "tcp://w1", 1);
+    s_add_worker (2, "tcp://w2", 1);
+    ck_assert_int_eq (cask_graph_scatter (s_graph, 7, cask_str ("s1"), 2), 0);
+    ck_assert_int_eq (cask_graph_scatter (s_graph, 7, cask_str ("s2"), 1), 0);
+    ck_assert_uint_eq (s_count_events ('d'), 0);     //  no TASK: the client uploads
+    ck_assert_int_eq (s_state_of ("s1"), CASK_STATE_PROCESSING);
+    s_submit (7, "t", "s1", "s2");
+    ck_assert_int_eq (s_state_of ("t"), CASK_STATE_WAITING);
+    ck_assert_int_eq (s_done (1, "s1", 8), -1);      //  not that worker
+    ck_assert_int_eq (s_done (2, "s1", 1000000), 0);
+    ck_assert_int_eq (s_find_event ('s', "s1", 0)->state, CASK_STATE_MEMORY);
+    ck_assert_int_eq (s_done (1, "s2", 8), 0);
+    ck_assert_int_eq (s_worker_of ("t"), 2);         //  locality: s1 is big
+    ck_assert_ptr_null (cask_graph_verify (s_graph));
+
+    //  A second client scattering the same key just holds it
+    ck_assert_int_eq (cask_graph_scatter (s_graph, 8, cask_str ("s1"), 1), 0);
+    ck_assert_uint_eq (cask_gtask_holds (cask_graph_find (s_graph, cask_str ("s1"))), 2);
+    //  Unknown worker: erred
+    ck_assert_int_eq (cask_graph_scatter (s_graph, 7, cask_str ("s3"), 42), 0);
+    ck_assert_int_eq (s_find_event ('s', "s3", 0)->state, CASK_STATE_ERRED);
+    ck_assert_str_eq (s_find_event ('s', "s3", 0)->message, "no worker 42");
+
+    //  Worker 2 leaves holding s1 (in memory) while t runs there: s1 erred,
+    //  no recomputation; t, which needs it, erred too
+    ck_assert_int_eq (cask_graph_scatter (s_graph, 7, cask_str ("s4"), 2), 0);
+    cask_graph_worker_remove (s_graph, 2);
+    event_t *lost = s_find_event ('s', "s1", 2);     //  after memory to 7 and to 8
+    ck_assert_ptr_nonnull (lost);
+    ck_assert_int_eq (lost->state, CASK_STATE_ERRED);
+    ck_assert_str_eq (lost->message, "scattered data lost with worker 2");
+    ck_assert_int_eq (s_find_event ('s', "s4", 0)->state, CASK_STATE_ERRED);
+    ck_assert_int_eq (s_state_of ("t"), CASK_STATE_ERRED);
+    ck_assert_ptr_null (s_find_event ('d', "s1", 0));
+    ck_assert_ptr_null (s_find_event ('d', "t", 1));
+    ck_assert_ptr_null (cask_graph_verify (s_graph));
+    cask_graph_client_gone (s_graph, 7);
+    cask_graph_client_gone (s_graph, 8);
+    ck_assert_ptr_nonnull (s_find_event ('f', "s2", 0));
+    ck_assert_uint_eq (s_total (), 0);
+}
+END_TEST
+
+START_TEST (test_scatter_released_has_no_lineage)
+{
+    s_add_worker (1, "tcp://w1", 1);
+    s_add_worker (2, "tcp://w2", 1);
+    cask_graph_scatter (s_graph, 7, cask_str ("s"), 1);
+    s_done (1, "s", 8);
+    s_submit (7, "t", "s", NULL);
+    uint32_t t_on = s_worker_of ("t");
+    cask_graph_release (s_graph, 7, cask_str ("s"));
+    s_done (t_on, "t", 8);
+    ck_assert_ptr_nonnull (s_find_event ('f', "s", 0));
+    //  t's result is lost: it needs s again, which cannot be computed
+    cask_graph_worker_remove (s_graph, t_on);
+    ck_assert_int_eq (s_state_of ("t"), CASK_STATE_ERRED);
+    ck_assert_ptr_null (s_find_event ('d', "s", 0));
+    ck_assert_ptr_null (cask_graph_verify (s_graph));
+}
+END_TEST
+
+START_TEST (test_publish_lookup_holds)
+{
+    s_add_worker (1, "tcp://w1", 1);
+    s_submit (7, "a", NULL, NULL);
+    ck_assert_int_eq (cask_graph_publish (s_graph, cask_str ("ds"), cask_str ("a")), 0);
+    ck_assert_int_eq (cask_graph_publish (s_graph, cask_str ("ds"), cask_str ("a")),
+                      CASK_ERR_EXISTS);
+    ck_assert_int_eq (cask_graph_publish (s_graph, cask_str ("x"), cask_str ("ghost")),
+                      CASK_ERR_NOT_FOUND);
+    ck_assert_int_eq (cask_graph_publish (s_graph, cask_str ("ds2"), cask_str ("a")), 0);
+    //  The publisher leaves: the names keep it
+    cask_graph_client_gone (s_graph, 7);
+    ck_assert_int_eq (s_state_of ("a"), CASK_STATE_PROCESSING);
+    s_done (1, "a", 8);
+    ck_assert_ptr_null (s_find_event ('f', "a", 0));
+    ck_assert_ptr_null (cask_graph_verify (s_graph));
+
+    cask_str_t key = cask_graph_lookup (s_graph, 8, cask_str ("ds"));
+    ck_assert (cask_str_eq (key, "a"));
+    event_t *state = s_find_event ('s', "a", 0);
+    ck_assert_int_eq (state->peer, 8);
+    ck_assert_int_eq (state->state, CASK_STATE_MEMORY);
+    ck_assert_uint_eq (cask_graph_lookup (s_graph, 8, cask_str ("nope")).len, 0);
+
+    ck_assert_int_eq (cask_graph_unpublish (s_graph, cask_str ("ds")), 0);
+    ck_assert_int_eq (cask_graph_unpublish (s_graph, cask_str ("ds")), CASK_ERR_NOT_FOUND);
+    ck_assert_int_eq (cask_graph_unpublish (s_graph, cask_str ("ds2")), 0);
+    ck_assert_ptr_null (s_find_event ('f', "a", 0));     //  client 8 holds it
+    ck_assert_ptr_null (cask_graph_verify (s_graph));
+    cask_graph_release (s_graph, 8, cask_str ("a"));
+    ck_assert_ptr_nonnull (s_find_event ('f', "a", 0));
+    ck_assert_uint_eq (s_total (), 0);
+}
+END_TEST
+
+//  Submits key with retries and priority, no deps, for client 7.
+static void
+s_submit_with (const char *key, uint8_t retries, int32_t priority)
+{
+    static const uint8_t empty_list [] = { 0x07, 0, 0, 0, 0 };
+    cask_buf_t buf;
+    cask_buf_init (&buf);
+    cask_task_put_head (&buf, &(cask_task_t) { .key = cask_str (key), .fn = FN_INC,
+                                               .retries = retries, .priority = priority });
+    cask_task_put_tail (&buf, 0, (cask_str_t) { (const char *) empty_list, sizeof empty_list });
+    cask_rd_t rd;
+    cask_rd_init (&rd, buf.data, buf.size);
+    cask_task_t rec;
+    cask_task_get (&rd, &rec, false);
+    ck_assert (cask_rd_done (&rd));
+    ck_assert_int_eq (cask_graph_submit (s_graph, 7, &rec, NULL), 0);
+    cask_buf_free (&buf);
+}
+
+START_TEST (test_retries)
+{
+    s_add_worker (1, "tcp://w1", 1);
+    s_add_worker (2, "tcp://w2", 1);
+    s_submit_with ("r", 2, 0);
+    uint32_t first = s_worker_of ("r");
+    ck_assert_int_eq (s_fail (first, "r", "flaky"), 0);
+    //  Runs again, on the other worker, told nothing yet
+    ck_assert_ptr_null (s_find_event ('s', "r", 0));
+    ck_assert_uint_ne (s_last_worker_of ("r"), first);
+    ck_assert_int_eq (s_state_of ("r"), CASK_STATE_PROCESSING);
+    ck_assert_ptr_null (cask_graph_verify (s_graph));
+    ck_assert_int_eq (s_fail (s_last_worker_of ("r"), "r", "flaky"), 0);
+    ck_assert_uint_eq (s_last_worker_of ("r"), first);
+    //  None left: erred with the last message
+    ck_assert_int_eq (s_fail (first, "r", "flaky again"), 0);
+    event_t *state = s_find_event ('s', "r", 0);
+    ck_assert_int_eq (state->state, CASK_STATE_ERRED);
+    ck_assert_str_eq (state->message, "flaky again");
+    ck_assert_uint_eq (s_count_kind_for ('d', "r"), 3);
+
+    //  Retries that succeed
+    s_submit_with ("ok", 1, 0);
+    s_fail (s_worker_of ("ok"), "ok", "once");
+    ck_assert_int_eq (s_done (s_last_worker_of ("ok"), "ok", 8), 0);
+    ck_assert_int_eq (s_find_event ('s', "ok", 0)->state, CASK_STATE_MEMORY);
+
+    //  The only worker gets it again; a cancelled task is not retried
+    cask_graph_worker_remove (s_graph, 2);
+    s_submit_with ("one", 3, 0);
+    s_fail (1, "one", "x");
+    ck_assert_uint_eq (s_count_kind_for ('d', "one"), 2);
+    cask_graph_cancel (s_graph, 7, cask_str ("one"));
+    s_fail (1, "one", "x");
+    ck_assert_uint_eq (s_count_kind_for ('d', "one"), 2);
+    ck_assert_int_eq (s_state_of ("one"), -1);
+    ck_assert_ptr_null (cask_graph_verify (s_graph));
+}
+END_TEST
+
+START_TEST (test_priority_order_and_record)
+{
+    s_submit_with ("low", 0, -5);
+    s_submit_with ("mid1", 0, 0);
+    s_submit_with ("high", 0, 10);
+    s_submit_with ("mid2", 0, 0);
+    ck_assert_uint_eq (s_count_events ('d'), 0);
+    s_add_worker (1, "tcp://w1", 1);
+    const char *order [] = { "high", "mid1", "mid2", "low" };
+    ck_assert_uint_eq (s_count_events ('d'), 4);
+    for (int i = 0; i < 4; i++)
+        ck_assert_str_eq (s_recorder.events [i].key, order [i]);
+    cask_task_t rec;
+    cask_gtask_record (cask_graph_find (s_graph, cask_str ("high")), &rec);
+    ck_assert_int_eq (rec.priority, 10);
+    cask_gtask_record (cask_graph_find (s_graph, cask_str ("low")), &rec);
+    ck_assert_int_eq (rec.priority, -5);
+}
+END_TEST
+
+START_TEST (test_nul_key_is_malformed)
+{
+    s_add_worker (1, "tcp://w1", 1);
+    static const uint8_t empty_list [] = { 0x07, 0, 0, 0, 0 };
+    cask_buf_t buf;
+    cask_buf_init (&buf);
+    cask_task_put_head (&buf, &(cask_task_t) { .key = { "a\0b", 3 }, .fn = FN_INC });
+    cask_task_put_tail (&buf, 0, (cask_str_t) { (const char *) empty_list, sizeof empty_list });
+    cask_rd_t rd;
+    cask_rd_init (&rd, buf.data, buf.size);
+    cask_task_t rec;
+    cask_task_get (&rd, &rec, false);
+    ck_assert_int_eq (cask_graph_submit (s_graph, 7, &rec, NULL), 0);
+    cask_buf_free (&buf);
+    ck_assert_uint_eq (s_count_events ('d'), 0);
+    ck_assert_uint_eq (s_count_events ('s'), 1);
+    ck_assert_int_eq (s_recorder.events [0].state, CASK_STATE_ERRED);
+    ck_assert_ptr_nonnull (strstr (s_recorder.events [0].message, "NUL"));
+    ck_assert_int_eq (cask_graph_release (s_graph, 7, (cask_str_t) { "a\0b", 3 }), 0);
+    ck_assert_int_eq (cask_graph_scatter (s_graph, 7, (cask_str_t) { "c\0", 2 }, 1), 0);
+    ck_assert_int_eq (s_recorder.events [1].state, CASK_STATE_ERRED);
+    cask_graph_client_gone (s_graph, 7);
+    ck_assert_uint_eq (s_total (), 0);
+}
+END_TEST
+
+START_TEST (test_many_tasks_give_memory_back)
+{
+    enum { N = 200000 };
+    s_add_worker (1, "tcp://w1", 8);
+    char key [32];
+    for (int i = 0; i < N; i++) {
+        snprintf (key, sizeof key, "m-%d", i);
+        s_submit (7, key, NULL, NULL);
+        if (i % 4096 == 4095)
+            s_recorder.size = 0;
+    }
+    s_submit (8, "keep", NULL, NULL);
+    s_recorder.size = 0;
+    cask_graph_client_gone (s_graph, 7);
+    ck_assert_uint_eq (s_count_events ('f'), N);     //  running: freed at once
+    ck_assert_uint_eq (s_total (), 1);
+    for (int i = 0; i < N; i++) {
+        snprintf (key, sizeof key, "m-%d", i);
+        ck_assert_int_eq (s_done (1, key, 8), -1);
+    }
+    ck_assert_ptr_nonnull (cask_graph_find (s_graph, cask_str ("keep")));
+    ck_assert_ptr_null (cask_graph_verify (s_graph));
 }
 END_TEST
 
@@ -639,7 +1074,10 @@ START_TEST (test_random_operations_keep_invariants)
             int ndeps = rand () % 3;
             snprintf (dep0, sizeof dep0, "k%d", rand () % KEYS);
             snprintf (dep1, sizeof dep1, "k%d", rand () % KEYS);
-            s_submit (client, key, ndeps > 0 ? dep0 : NULL, ndeps > 1 ? dep1 : NULL);
+            if (rand () % 4 == 0)
+                s_submit_with (key, (uint8_t) (rand () % 3), rand () % 5 - 2);
+            else
+                s_submit (client, key, ndeps > 0 ? dep0 : NULL, ndeps > 1 ? dep1 : NULL);
         }
         else
         if (op < 65) {
@@ -655,11 +1093,35 @@ START_TEST (test_random_operations_keep_invariants)
             }
         }
         else
-        if (op < 85)
+        if (op < 78)
             cask_graph_release (s_graph, client, cask_str (key));
         else
-        if (op < 88)
-            cask_graph_client_gone (s_graph, client);
+        if (op < 81)
+            cask_graph_cancel (s_graph, client, cask_str (key));
+        else
+        if (op < 83)
+            cask_graph_fire (s_graph, cask_str (key));
+        else
+        if (op < 85) {
+            snprintf (dep0, sizeof dep0, "n%d", rand () % 4);
+            if (rand () % 2)
+                cask_graph_publish (s_graph, cask_str (dep0), cask_str (key));
+            else
+            if (rand () % 2)
+                cask_graph_unpublish (s_graph, cask_str (dep0));
+            else
+                cask_graph_lookup (s_graph, client, cask_str (dep0));
+        }
+        else
+        if (op < 87)
+            cask_graph_scatter (s_graph, client, cask_str (key), worker);
+        else
+        if (op < 88) {
+            if (rand () % 20 == 0)
+                cask_graph_restart (s_graph, "cluster restarted");
+            else
+                cask_graph_client_gone (s_graph, client);
+        }
         else
         if (op < 95) {
             if (!worker_up [worker])
@@ -678,6 +1140,9 @@ START_TEST (test_random_operations_keep_invariants)
     for (uint32_t client = 1; client <= CLIENTS; client++)
         cask_graph_client_gone (s_graph, client);
     ck_assert_ptr_null (cask_graph_verify (s_graph));
+    cask_graph_restart (s_graph, "cluster restarted");
+    ck_assert_uint_eq (s_total (), 0);
+    ck_assert_ptr_null (cask_graph_verify (s_graph));
 }
 END_TEST
 
@@ -694,10 +1159,22 @@ main (void)
     tcase_add_test (tc, test_unknown_function_and_dependency);
     tcase_add_test (tc, test_same_key_one_task_two_holders);
     tcase_add_test (tc, test_release_forgets_and_frees);
+    tcase_add_test (tc, test_forget_processing_frees_at_once);
     tcase_add_test (tc, test_release_keeps_needed_dep);
     tcase_add_test (tc, test_worker_lost);
     tcase_add_test (tc, test_lost_chain_recomputed_from_the_start);
     tcase_add_test (tc, test_long_chain_and_fan_in);
+    tcase_add_test (tc, test_cancel_transitive_and_shared);
+    tcase_add_test (tc, test_cancel_counted_holds_and_queued);
+    tcase_add_test (tc, test_restart_forgets_everything);
+    tcase_add_test (tc, test_fire_and_forget);
+    tcase_add_test (tc, test_scatter_lifecycle);
+    tcase_add_test (tc, test_scatter_released_has_no_lineage);
+    tcase_add_test (tc, test_publish_lookup_holds);
+    tcase_add_test (tc, test_retries);
+    tcase_add_test (tc, test_priority_order_and_record);
+    tcase_add_test (tc, test_nul_key_is_malformed);
+    tcase_add_test (tc, test_many_tasks_give_memory_back);
     tcase_add_loop_test (tc, test_random_operations_keep_invariants, 0, 8);
     return cask_test_run ("graph", tc, NULL);
 }

@@ -79,10 +79,7 @@ cask_store_destroy (cask_store_t **self_p)
 {
     if (self_p && *self_p) {
         cask_store_t *self = *self_p;
-        s_entry_t *entry;
-        size_t cursor = 0;
-        while ((entry = cask_keymap_next (self->entries, &cursor)))
-            s_entry_destroy (&entry);
+        cask_store_clear (self);
         cask_keymap_destroy (&self->entries);
         cask_message_close (&self->reply.msg);
         cask_buf_free (&self->reply.body);
@@ -138,14 +135,37 @@ cask_store_lookup (cask_store_t *self, cask_str_t key)
     return entry ? entry->value : NULL;
 }
 
-void
+int
 cask_store_remove (cask_store_t *self, cask_str_t key)
 {
     s_entry_t *entry = cask_keymap_remove (self->entries, key.ptr, key.len);
-    if (entry) {
-        self->bytes -= cask_value_nbytes (entry->value);
+    if (!entry)
+        return -1;
+    self->bytes -= cask_value_nbytes (entry->value);
+    s_entry_destroy (&entry);
+    return 0;
+}
+
+//  A fresh map also gives back the slots the old one had grown to; without
+//  memory for one, the entries leave the old map one by one.
+void
+cask_store_clear (cask_store_t *self)
+{
+    cask_keymap_t *fresh = cask_keymap_new (s_entry_key);
+    s_entry_t *entry;
+    size_t cursor = 0;
+    while ((entry = cask_keymap_next (self->entries, &cursor))) {
+        if (!fresh) {
+            cask_keymap_remove (self->entries, entry->key, entry->key_len);
+            cursor = 0;
+        }
         s_entry_destroy (&entry);
     }
+    if (fresh) {
+        cask_keymap_destroy (&self->entries);
+        self->entries = fresh;
+    }
+    self->bytes = 0;
 }
 
 size_t

@@ -22,8 +22,10 @@ void cask_store_destroy (cask_store_t **self_p);
 int cask_store_put (cask_store_t *self, cask_str_t key, cask_value_t *value);
 //  The value held under key (borrowed), or NULL.
 cask_value_t *cask_store_lookup (cask_store_t *self, cask_str_t key);
-//  Drops the value held under key, if any.
-void cask_store_remove (cask_store_t *self, cask_str_t key);
+//  Drops the value held under key. Returns 0, or -1 when none was held.
+int cask_store_remove (cask_store_t *self, cask_str_t key);
+//  Drops every value held.
+void cask_store_clear (cask_store_t *self);
 
 //  Answers request, a GET received on router, with DATA. Returns 0, or -1
 //  when the request is malformed (nothing was sent; why says what).

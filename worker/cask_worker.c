@@ -3,8 +3,8 @@
 
     The main thread owns every socket and every data structure; executor
     threads only see a job while they run it, taken from a mutex-guarded
-    FIFO and handed back as a pointer over an inproc PUSH socket of their
-    own. Each wake-up of zmq_poll drains every ready socket, then sends
+    priority queue (higher priority first, first come first among equals)
+    and handed back as a pointer over an inproc PUSH socket of their own. Each wake-up of zmq_poll drains every ready socket, then sends
     what it gathered in one go: one DONE batch to the broker, one GET batch
     per peer, one hand-over of ready jobs to the executors.
 
@@ -18,6 +18,19 @@
     A peer that stays silent for fetch_timeout_ms while we wait on it is
     given up: its fetches fail and its socket is closed, so a later task
     that needs it connects afresh.
+
+    RESTART starts a new epoch: results, queued jobs, fetches and peer
+    connections of the old one go at once, and the jobs still running are
+    recognised by their epoch when they come back, their results dropped
+    with no DONE. Peer sockets are closed so that no answer to a GET of the
+    old epoch can complete a fetch of the new one.
+
+    Once it holds no result and runs no task, a worker gives the memory
+    of the last burst back to the system (at most once a tick).
+
+    Clients scatter data with PUT on the peer socket: each value is kept
+    (when it fits under the memory limit) like a result, and the broker
+    learns of it through DONE as if a task had made it.
 */
 #include "cask_worker.h"
 #include "cask_call.h"
@@ -29,6 +42,8 @@
 #include <arpa/inet.h>
 #include <cjson/cJSON.h>
 #include <errno.h>
+#include <inttypes.h>
+#include <malloc.h>
 #include <netdb.h>
 #include <pthread.h>
 #include <signal.h>
@@ -62,6 +77,12 @@ struct _s_job_t {
     s_fetch_t **fetching;               //  [ndeps] what will fill refs [i]
     uint32_t nwaiting;                  //  fetches this job waits on
     bool failed;                        //  DONE already sent
+    bool live;                          //  in use, not on the free list
+    bool dropped;                       //  FREE came first: no run, no DONE
+    bool ran;                           //  the executor ran it
+    uint32_t epoch;                     //  the worker's when the TASK came
+    int32_t priority;                   //  higher runs first
+    uint64_t sequence;                  //  order of readiness, among equals
     uint8_t *args_data;                 //  encoded arguments kept while waiting
     size_t args_size;
     size_t args_cap;
@@ -71,7 +92,7 @@ struct _s_job_t {
     cask_value_t *result;
     char *error;
     uint32_t duration_us;
-    s_job_t *next;                      //  ready list, executor queue, free list
+    s_job_t *next;                      //  ready list, free list
     s_job_t *every;                     //  all jobs ever made, for destroy
 };
 
@@ -92,6 +113,7 @@ struct _s_peer_t {
     size_t waiting;                     //  fetches outstanding
     int64_t progress_at;                //  last answer, or when waiting began
     bool dead;                          //  given up, closed at the next flush
+    uint32_t epoch;                     //  the worker's when connected
 };
 
 //  The executors and their queue.
@@ -99,8 +121,9 @@ typedef struct {
     pthread_mutex_t lock;
     pthread_cond_t wake;                //  a job was queued, or stopping
     pthread_cond_t gone;                //  an executor ended
-    s_job_t *head;
-    s_job_t *tail;
+    s_job_t **queue;                    //  binary heap, first to run at 0
+    size_t queued;
+    size_t capqueue;
     bool stopping;
     size_t alive;                       //  executors not yet ended
     size_t busy;                        //  jobs being run
@@ -135,12 +158,19 @@ struct _cask_worker_t {
     size_t jobs_in_flight;
     s_job_t *ready_head;                //  decoded, to hand to the pool
     s_job_t *ready_tail;
+    uint64_t next_sequence;             //  for the next job made ready
+    uint32_t epoch;                     //  RESTARTs so far
     cask_batch_t done;                  //  DONE batch being built
+    cask_batch_t stored;                //  STORED reply being built
+    bool trim_due;                      //  results freed since the last trim
     cask_buf_t scratch;                 //  for one-off messages
     cask_message_t msg;                 //  last received
     int64_t next_tick;
     uint64_t tasks_run;
     uint64_t tasks_failed;
+    uint64_t tasks_abandoned;           //  running at a RESTART or FREE
+    uint64_t values_put;                //  kept from PUT
+    uint64_t values_refused;            //  refused from PUT
     uint64_t fetches_from_peers;
     uint64_t bytes_fetched_from_peers;
 };
@@ -194,6 +224,8 @@ s_job_new (cask_worker_t *self)
         self->every_job = job;
     }
     job->next = NULL;
+    job->epoch = self->epoch;
+    job->live = true;
     self->jobs_in_flight++;
     return job;
 }
@@ -207,6 +239,9 @@ s_job_clear (s_job_t *job)
     job->ndeps = 0;
     job->nwaiting = 0;
     job->failed = false;
+    job->live = false;
+    job->dropped = false;
+    job->ran = false;
     job->args_size = 0;
     cask_message_close (&job->frames);
     cask_message_init (&job->frames);
@@ -224,6 +259,23 @@ s_job_release (cask_worker_t *self, s_job_t *job)
     job->next = self->free_jobs;
     self->free_jobs = job;
     self->jobs_in_flight--;
+}
+
+//  Frees every job; none may be in use (all free, or the executors gone).
+static void
+s_free_jobs (cask_worker_t *self)
+{
+    while (self->every_job) {
+        s_job_t *job = self->every_job;
+        self->every_job = job->every;
+        s_job_clear (job);
+        cask_message_close (&job->frames);
+        free (job->refs);
+        free (job->fetching);
+        free (job->args_data);
+        free (job);
+    }
+    self->free_jobs = NULL;
 }
 
 static int
@@ -292,6 +344,69 @@ s_job_fail (cask_worker_t *self, s_job_t *job, const char *format, ...)
 }
 
 //  ---------------------------------------------------------------------
+//  The executors' queue, a binary heap; the caller holds the pool's lock
+
+//  True when a runs before b: higher priority first, then the earlier.
+static bool
+s_job_before (const s_job_t *a, const s_job_t *b)
+{
+    if (a->priority != b->priority)
+        return a->priority > b->priority;
+    return a->sequence < b->sequence;
+}
+
+//  Makes room for one more job. Returns 0 or -1.
+static int
+s_queue_reserve (s_pool_t *pool)
+{
+    if (pool->queued == pool->capqueue) {
+        size_t cap = pool->capqueue ? pool->capqueue * 2 : 64;
+        s_job_t **queue = (s_job_t **) realloc (pool->queue, cap * sizeof (s_job_t *));
+        if (!queue)
+            return -1;
+        pool->queue = queue;
+        pool->capqueue = cap;
+    }
+    return 0;
+}
+
+//  Adds job to the queue, which has room for it.
+static void
+s_queue_push (s_pool_t *pool, s_job_t *job)
+{
+    size_t at = pool->queued++;
+    while (at > 0) {
+        size_t parent = (at - 1) / 2;
+        if (!s_job_before (job, pool->queue [parent]))
+            break;
+        pool->queue [at] = pool->queue [parent];
+        at = parent;
+    }
+    pool->queue [at] = job;
+}
+
+//  Takes the first job off the queue, which is not empty.
+static s_job_t *
+s_queue_pop (s_pool_t *pool)
+{
+    s_job_t *first = pool->queue [0];
+    s_job_t *last = pool->queue [--pool->queued];
+    size_t count = pool->queued;
+    size_t at = 0;
+    while (2 * at + 1 < count) {
+        size_t child = 2 * at + 1;
+        if (child + 1 < count && s_job_before (pool->queue [child + 1], pool->queue [child]))
+            child++;
+        if (!s_job_before (pool->queue [child], last))
+            break;
+        pool->queue [at] = pool->queue [child];
+        at = child;
+    }
+    pool->queue [at] = last;
+    return first;
+}
+
+//  ---------------------------------------------------------------------
 //  Executors
 
 static void
@@ -328,18 +443,17 @@ s_executor (void *arg)
     }
     pthread_mutex_lock (&pool->lock);
     while (push) {
-        while (!pool->head && !pool->stopping)
+        while (!pool->queued && !pool->stopping)
             pthread_cond_wait (&pool->wake, &pool->lock);
         if (pool->stopping)
             break;
-        s_job_t *job = pool->head;
-        pool->head = job->next;
-        if (!pool->head)
-            pool->tail = NULL;
+        s_job_t *job = s_queue_pop (pool);
+        job->ran = !job->dropped;
         pool->busy++;
         pthread_mutex_unlock (&pool->lock);
 
-        s_job_run (job);
+        if (job->ran)
+            s_job_run (job);
         zmq_send (push, &job, sizeof job, 0);
 
         pthread_mutex_lock (&pool->lock);
@@ -395,15 +509,43 @@ s_pool_submit (cask_worker_t *self)
     if (!self->ready_head)
         return;
     s_pool_t *pool = &self->pool;
+    s_job_t *job = self->ready_head;
+    self->ready_head = self->ready_tail = NULL;
     pthread_mutex_lock (&pool->lock);
-    if (pool->tail)
-        pool->tail->next = self->ready_head;
-    else
-        pool->head = self->ready_head;
-    pool->tail = self->ready_tail;
+    while (job && s_queue_reserve (pool) == 0) {
+        s_job_t *next = job->next;
+        s_queue_push (pool, job);
+        job = next;
+    }
     pthread_cond_broadcast (&pool->wake);
     pthread_mutex_unlock (&pool->lock);
+    while (job) {
+        s_job_t *next = job->next;
+        s_job_fail (self, job, "%s: worker out of memory", job->function);
+        job = next;
+    }
+}
+
+//  Takes every job off the executors' queue and the ready list, and
+//  releases them.
+static void
+s_pool_drop_queued (cask_worker_t *self)
+{
+    s_pool_t *pool = &self->pool;
+    s_job_t *dropped = self->ready_head;
     self->ready_head = self->ready_tail = NULL;
+    pthread_mutex_lock (&pool->lock);
+    for (size_t index = 0; index < pool->queued; index++) {
+        pool->queue [index]->next = dropped;
+        dropped = pool->queue [index];
+    }
+    pool->queued = 0;
+    pthread_mutex_unlock (&pool->lock);
+    while (dropped) {
+        s_job_t *next = dropped->next;
+        s_job_release (self, dropped);
+        dropped = next;
+    }
 }
 
 //  Stops the executors: queued jobs stay queued, running ones may finish
@@ -446,6 +588,7 @@ s_pool_stop (cask_worker_t *self)
 static void
 s_job_ready (cask_worker_t *self, s_job_t *job)
 {
+    job->sequence = self->next_sequence++;
     job->next = NULL;
     if (self->ready_tail)
         self->ready_tail->next = job;
@@ -511,7 +654,7 @@ s_job_fetched (cask_worker_t *self, s_job_t *job)
 {
     if (--job->nwaiting > 0)
         return;
-    if (job->failed)
+    if (job->failed || job->dropped || job->epoch != self->epoch)
         s_job_release (self, job);
     else
         s_job_decode (self, job, &job->frames, 0, job->frames.nframes,
@@ -525,7 +668,8 @@ static s_peer_t *
 s_peer_find (cask_worker_t *self, cask_str_t endpoint)
 {
     for (size_t index = 0; index < self->npeers; index++)
-        if (cask_str_eq (endpoint, self->peers [index]->endpoint))
+        if (self->peers [index]->epoch == self->epoch
+        &&  cask_str_eq (endpoint, self->peers [index]->endpoint))
             return self->peers [index];
     return NULL;
 }
@@ -564,6 +708,7 @@ s_peer_require (cask_worker_t *self, cask_str_t endpoint, const char **why)
     if (!peer)
         return NULL;
     cask_str_copy (endpoint, peer->endpoint, sizeof peer->endpoint);
+    peer->epoch = self->epoch;
     cask_batch_init (&peer->get);
     peer->socket = zmq_socket (self->ctx, ZMQ_DEALER);
     int zero = 0;
@@ -633,7 +778,7 @@ s_fetch_end (cask_worker_t *self, s_fetch_t *fetch, cask_value_t *value,
                 if (value)
                     job->refs [slot] = cask_value_ref (value);
             }
-        if (!value && !job->failed)
+        if (!value && !job->failed && job->epoch == self->epoch)
             s_job_fail (self, job, "could not fetch dependency %s from %s: %s",
                         fetch->key, fetch->peer->endpoint, reason);
         s_job_fetched (self, job);
@@ -691,14 +836,11 @@ s_fetch (cask_worker_t *self, s_job_t *job, uint32_t slot, cask_str_t key,
     return 0;
 }
 
-//  Gives up on a peer: its fetches fail and it is closed at the next flush.
+//  Ends the fetches from peer (from every peer when NULL): the jobs that
+//  wait on them fail with reason.
 static void
-s_peer_fail (cask_worker_t *self, s_peer_t *peer, const char *reason)
+s_fetches_fail (cask_worker_t *self, s_peer_t *peer, const char *reason)
 {
-    cask_log_print (self->log, CASK_LOG_WARNING, "giving up on peer %s: %s",
-                    peer->endpoint, reason);
-    peer->dead = true;
-    cask_batch_reset (&peer->get);
     size_t count = 0;
     s_fetch_t **ended = (s_fetch_t **) malloc ((cask_keymap_size (self->fetches) + 1)
                                               * sizeof (s_fetch_t *));
@@ -707,11 +849,22 @@ s_peer_fail (cask_worker_t *self, s_peer_t *peer, const char *reason)
     s_fetch_t *fetch;
     size_t cursor = 0;
     while ((fetch = (s_fetch_t *) cask_keymap_next (self->fetches, &cursor)))
-        if (fetch->peer == peer)
+        if (!peer || fetch->peer == peer)
             ended [count++] = fetch;
     for (size_t index = 0; index < count; index++)
         s_fetch_end (self, ended [index], NULL, reason);
     free (ended);
+}
+
+//  Gives up on a peer: its fetches fail and it is closed at the next flush.
+static void
+s_peer_fail (cask_worker_t *self, s_peer_t *peer, const char *reason)
+{
+    cask_log_print (self->log, CASK_LOG_WARNING, "giving up on peer %s: %s",
+                    peer->endpoint, reason);
+    peer->dead = true;
+    cask_batch_reset (&peer->get);
+    s_fetches_fail (self, peer, reason);
 }
 
 static void
@@ -918,6 +1071,7 @@ s_on_task (cask_worker_t *self, cask_message_t *msg, cask_task_t *rec, size_t fr
         return;
     }
     cask_str_copy (rec->key, job->key, sizeof job->key);
+    job->priority = rec->priority;
     const char *error;
     job->fn = cask_libraries_function (self->libraries, rec->fn, &job->function, &error);
     if (!job->fn) {
@@ -963,6 +1117,21 @@ s_on_tasks (cask_worker_t *self, cask_message_t *msg)
         cask_log_print (self->log, CASK_LOG_WARNING, "TASK has bytes after its %u records", count);
 }
 
+//  FREE for a task not finished here: every job of key received so far is
+//  dropped, wherever it is (waiting for fetches, queued, running); the
+//  executors skip a dropped job and its result is discarded. A result is
+//  usually what FREE names, so this walk is the rare case.
+static void
+s_jobs_drop (cask_worker_t *self, cask_str_t key)
+{
+    pthread_mutex_lock (&self->pool.lock);
+    for (s_job_t *job = self->every_job; job; job = job->every)
+        if (job->live && !job->failed && strlen (job->key) == key.len
+        &&  memcmp (job->key, key.ptr, key.len) == 0)
+            job->dropped = true;
+    pthread_mutex_unlock (&self->pool.lock);
+}
+
 static void
 s_on_free (cask_worker_t *self, cask_message_t *msg)
 {
@@ -971,11 +1140,36 @@ s_on_free (cask_worker_t *self, cask_message_t *msg)
     uint32_t count = cask_get_u32 (&rd);
     for (uint32_t index = 0; index < count && !rd.failed; index++) {
         cask_str_t key = cask_get_str8 (&rd);
-        if (!rd.failed)
-            cask_store_remove (self->store, key);
+        if (!rd.failed && cask_store_remove (self->store, key))
+            s_jobs_drop (self, key);
     }
+    self->trim_due = true;
     if (!cask_rd_done (&rd))
         cask_log_print (self->log, CASK_LOG_WARNING, "FREE is malformed");
+}
+
+//  Back to a clean state, in a new epoch; libraries stay loaded.
+static void
+s_on_restart (cask_worker_t *self)
+{
+    self->epoch++;
+    cask_batch_reset (&self->done);     //  all of the old epoch
+    size_t in_flight = self->jobs_in_flight;
+    s_pool_drop_queued (self);
+    for (size_t index = 0; index < self->npeers; index++) {
+        self->peers [index]->dead = true;
+        cask_batch_reset (&self->peers [index]->get);
+    }
+    s_fetches_fail (self, NULL, "the worker restarted");
+    size_t results = cask_store_size (self->store);
+    cask_store_clear (self->store);
+    self->trim_due = true;
+    cask_log_print (self->log, CASK_LOG_INFO, "restarted: dropped %zu results and %zu tasks, "
+                    "%zu running tasks abandoned", results, in_flight - self->jobs_in_flight,
+                    self->jobs_in_flight);
+    if (cask_send (self->broker, NULL, CASK_MSG_RESTARTED, NULL, NULL))
+        cask_log_print (self->log, CASK_LOG_ERROR, "cannot send RESTARTED: %s",
+                        zmq_strerror (errno));
 }
 
 static void
@@ -1002,6 +1196,7 @@ s_on_broker_message (cask_worker_t *self, cask_message_t *msg)
         case CASK_MSG_LIBRARY: s_on_library (self, msg); break;
         case CASK_MSG_TASK: s_on_tasks (self, msg); break;
         case CASK_MSG_FREE: s_on_free (self, msg); break;
+        case CASK_MSG_RESTART: s_on_restart (self); break;
         case CASK_MSG_ERROR: s_on_broker_error (self, msg); break;
         default:
             cask_log_print (self->log, CASK_LOG_WARNING, "ignoring %s (0x%02x) from the broker",
@@ -1023,7 +1218,22 @@ s_from_broker (cask_worker_t *self, void *arg, const char *why)
 }
 
 //  ---------------------------------------------------------------------
-//  The peer socket: GET and STATUS
+//  The peer socket: GET, PUT and STATUS
+
+//  Resident memory of this process, from /proc/self/statm; 0 if unknown.
+static uint64_t
+s_rss_bytes (void)
+{
+    unsigned long long size = 0, resident = 0;
+    FILE *file = fopen ("/proc/self/statm", "r");
+    if (file) {
+        if (fscanf (file, "%llu %llu", &size, &resident) != 2)
+            resident = 0;
+        fclose (file);
+    }
+    long page = sysconf (_SC_PAGESIZE);
+    return page > 0 ? resident * (uint64_t) page : 0;
+}
 
 static void
 s_send_report (cask_worker_t *self, cask_message_t *request)
@@ -1041,6 +1251,10 @@ s_send_report (cask_worker_t *self, cask_message_t *request)
     cJSON_AddNumberToObject (report, "tasks_in_flight", (double) self->jobs_in_flight);
     cJSON_AddNumberToObject (report, "results_held", (double) cask_store_size (self->store));
     cJSON_AddNumberToObject (report, "bytes_held", (double) cask_store_bytes (self->store));
+    cJSON_AddNumberToObject (report, "rss_bytes", (double) s_rss_bytes ());
+    cJSON_AddNumberToObject (report, "tasks_abandoned", (double) self->tasks_abandoned);
+    cJSON_AddNumberToObject (report, "values_put", (double) self->values_put);
+    cJSON_AddNumberToObject (report, "values_refused", (double) self->values_refused);
     cJSON_AddNumberToObject (report, "fetches_from_peers", (double) self->fetches_from_peers);
     cJSON_AddNumberToObject (report, "bytes_fetched_from_peers",
                              (double) self->bytes_fetched_from_peers);
@@ -1060,6 +1274,142 @@ s_send_report (cask_worker_t *self, cask_message_t *request)
     cask_send (self->router, &request->routing, CASK_MSG_REPORT, &self->scratch, NULL);
 }
 
+//  A value of a PUT. All are decoded before any is kept, so that a
+//  malformed PUT is refused whole.
+typedef struct {
+    cask_str_t key;
+    cask_value_t *value;
+} s_put_t;
+
+static void
+s_puts_destroy (s_put_t **puts_p, uint32_t count)
+{
+    for (uint32_t index = 0; index < count; index++)
+        cask_value_destroy (&(*puts_p) [index].value);
+    free (*puts_p);
+    *puts_p = NULL;
+}
+
+//  Decodes the records of a PUT into a new array of count (bytes values
+//  keep their frames). Returns the array, or NULL with why set.
+static s_put_t *
+s_puts_decode (cask_message_t *msg, uint32_t *count_p, const char **why)
+{
+    cask_rd_t rd;
+    cask_rd_init (&rd, zmq_msg_data (&msg->body), zmq_msg_size (&msg->body));
+    uint32_t count = cask_get_u32 (&rd);
+    //  Every record takes at least 7 bytes (a key is never empty)
+    *why = "malformed PUT";
+    if (rd.failed || count > (size_t) (rd.end - rd.ptr) / 7)
+        return NULL;
+    s_put_t *puts = (s_put_t *) calloc (count + 1, sizeof (s_put_t));
+    if (!puts) {
+        *why = "worker out of memory";
+        return NULL;
+    }
+    size_t frame_base = 0;
+    uint32_t index;
+    for (index = 0; index < count; index++) {
+        s_put_t *put = &puts [index];
+        put->key = cask_get_str8 (&rd);
+        uint32_t nframes = cask_get_u32 (&rd);
+        if (rd.failed || put->key.len == 0 || memchr (put->key.ptr, 0, put->key.len)
+        ||  nframes > msg->nframes - frame_base)
+            break;
+        put->value = cask_value_decode (&rd, msg, frame_base, nframes, NULL, 0, why);
+        if (!put->value)
+            break;
+        frame_base += nframes;
+    }
+    if (index == count && (!cask_rd_done (&rd) || frame_base != msg->nframes))
+        *why = "malformed PUT: bytes or frames after its records";
+    else
+    if (index == count) {
+        *count_p = count;
+        return puts;
+    }
+    s_puts_destroy (&puts, count);
+    return NULL;
+}
+
+static void
+s_stored_send (cask_worker_t *self, cask_message_t *request)
+{
+    uint32_t count = self->stored.count;
+    if (cask_batch_send (&self->stored, self->router, &request->routing, CASK_MSG_STORED, NULL))
+        cask_log_print (self->log, CASK_LOG_ERROR, "cannot send STORED for %u values: %s",
+                        count, zmq_strerror (errno));
+}
+
+//  Why value, of nbytes, may not be kept under key; NULL when it may.
+static const char *
+s_put_refusal (cask_worker_t *self, cask_str_t key, uint64_t nbytes,
+               char *text, size_t size)
+{
+    uint64_t limit = self->config.memory_limit;
+    cask_value_t *replaced = cask_store_lookup (self->store, key);
+    uint64_t held = cask_store_bytes (self->store)
+                  - (replaced ? cask_value_nbytes (replaced) : 0);
+    if (nbytes > limit)
+        snprintf (text, size, "value of %" PRIu64 " bytes is larger than this worker's "
+                  "memory limit of %" PRIu64 " bytes", nbytes, limit);
+    else
+    if (held + nbytes > limit)
+        snprintf (text, size, "value of %" PRIu64 " bytes would bring the results this worker "
+                  "holds to %" PRIu64 " bytes, over its memory limit of %" PRIu64 " bytes",
+                  nbytes, held + nbytes, limit);
+    else
+        return NULL;
+    return text;
+}
+
+//  Keeps one value of a PUT (taking it), or refuses it; tells the broker
+//  with DONE and the sender of request with STORED.
+static void
+s_put_keep (cask_worker_t *self, cask_message_t *request, cask_str_t key, cask_value_t *value)
+{
+    char text [256];
+    uint64_t nbytes = cask_value_nbytes (value);
+    cask_done_t done = { key, 1, (uint8_t) cask_value_type (value), nbytes, 0, cask_str (NULL) };
+    const char *refusal = s_put_refusal (self, key, nbytes, text, sizeof text);
+    if (refusal)
+        cask_value_destroy (&value);
+    else
+    if (cask_store_put (self->store, key, value))
+        refusal = "worker out of memory";
+    if (refusal) {
+        cask_log_print (self->log, CASK_LOG_INFO, "refused to keep %.*s: %s",
+                        (int) key.len, key.ptr, refusal);
+        done = (cask_done_t) { key, 0, 0, 0, 0, cask_str (refusal) };
+        self->values_refused++;
+    }
+    else
+        self->values_put++;
+    s_done_add (self, &done);
+    cask_stored_t stored = { key, done.ok, done.message };
+    cask_stored_put (cask_batch_add (&self->stored), &stored);
+    if (self->stored.body.size >= S_BATCH_MAX)
+        s_stored_send (self, request);
+}
+
+static void
+s_on_put (cask_worker_t *self, cask_message_t *msg)
+{
+    uint32_t count = 0;
+    const char *why;
+    s_put_t *puts = s_puts_decode (msg, &count, &why);
+    if (!puts) {
+        cask_send_error (self->router, msg, CASK_ERR_MALFORMED, why);
+        return;
+    }
+    for (uint32_t index = 0; index < count; index++) {
+        s_put_keep (self, msg, puts [index].key, puts [index].value);
+        puts [index].value = NULL;
+    }
+    free (puts);
+    s_stored_send (self, msg);
+}
+
 static void
 s_on_peer_request (cask_worker_t *self, cask_message_t *msg)
 {
@@ -1075,6 +1425,9 @@ s_on_peer_request (cask_worker_t *self, cask_message_t *msg)
         if (cask_store_serve (self->store, self->router, msg, &why))
             cask_send_error (self->router, msg, CASK_ERR_MALFORMED, why);
     }
+    else
+    if (msg->command == CASK_MSG_PUT)
+        s_on_put (self, msg);
     else
     if (msg->command == CASK_MSG_STATUS)
         s_send_report (self, msg);
@@ -1104,6 +1457,11 @@ s_from_router (cask_worker_t *self, void *arg, const char *why)
 static void
 s_on_finished (cask_worker_t *self, s_job_t *job)
 {
+    if (job->dropped || job->epoch != self->epoch) {
+        self->tasks_abandoned += job->ran;
+        s_job_release (self, job);
+        return;
+    }
     self->tasks_run++;
     if (job->ok) {
         cask_value_t *result = job->result ? job->result : cask_null ();
@@ -1152,6 +1510,21 @@ s_flush (cask_worker_t *self)
         s_peer_send_get (self, self->peers [index]);
 }
 
+//  Once a worker holds nothing and runs nothing, it gives back what the
+//  last burst grew: the jobs kept for reuse, the store's map (clearing
+//  an empty store makes it afresh), and the memory glibc keeps for reuse
+//  in an arena per executor thread.
+static void
+s_trim_if_idle (cask_worker_t *self)
+{
+    if (self->trim_due && cask_store_size (self->store) == 0 && self->jobs_in_flight == 0) {
+        s_free_jobs (self);
+        cask_store_clear (self->store);
+        malloc_trim (0);
+        self->trim_due = false;
+    }
+}
+
 //  Polls every socket once and handles what came. Returns -1 when the
 //  context is gone.
 static int
@@ -1190,6 +1563,7 @@ s_poll_once (cask_worker_t *self)
     int64_t now = s_now_us ();
     if (now >= self->next_tick) {
         s_peers_expire (self);
+        s_trim_if_idle (self);
         self->next_tick = now + S_TICK_MS * 1000;
     }
     s_flush (self);
@@ -1350,6 +1724,7 @@ cask_worker_new (const cask_worker_config_t *config)
     self->broker_endpoint = strdup (config->broker);
     self->name = strdup (config->name);
     cask_batch_init (&self->done);
+    cask_batch_init (&self->stored);
     cask_buf_init (&self->scratch);
     cask_message_init (&self->msg);
     self->ctx = zmq_ctx_new ();
@@ -1405,21 +1780,6 @@ s_free_fetches (cask_worker_t *self)
     cask_keymap_destroy (&self->fetches);
 }
 
-static void
-s_free_jobs (cask_worker_t *self)
-{
-    while (self->every_job) {
-        s_job_t *job = self->every_job;
-        self->every_job = job->every;
-        s_job_clear (job);
-        cask_message_close (&job->frames);
-        free (job->refs);
-        free (job->fetching);
-        free (job->args_data);
-        free (job);
-    }
-}
-
 void
 cask_worker_destroy (cask_worker_t **self_p)
 {
@@ -1452,9 +1812,11 @@ cask_worker_destroy (cask_worker_t **self_p)
         pthread_mutex_destroy (&self->pool.lock);
     }
     free (self->pool.threads);
+    free (self->pool.queue);
     free (self->items);
     cask_message_close (&self->msg);
     cask_batch_free (&self->done);
+    cask_batch_free (&self->stored);
     cask_buf_free (&self->scratch);
     free (self->broker_endpoint);
     free (self->name);

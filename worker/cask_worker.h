@@ -2,7 +2,8 @@
     results and serves them to peers.
 
     One thread owns every socket: a DEALER to the broker, a ROUTER on the
-    worker's peer endpoint (GET and STATUS from other workers and clients),
+    worker's peer endpoint (GET, STATUS from other workers and clients, and
+    PUT from clients that scatter data),
     an inproc PULL for finished tasks, and a DEALER to each other worker it
     fetches dependencies from. N executor threads run the task functions.
 */

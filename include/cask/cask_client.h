@@ -186,9 +186,14 @@ size_t cask_as_completed_count (cask_as_completed_t *self);
 cask_future_t *cask_future_dup (cask_future_t *self);
 
 //  Destroys the handle and nulls *self_p; safe twice. The last handle of a
-//  key releases it: the cluster forgets the task once no client and no
+//  key releases it at once (a RELEASE goes to the broker before this
+//  returns): the cluster forgets the task once no client and no
 //  waiting task needs it, and the worker frees the result.
 void cask_future_destroy (cask_future_t **self_p);
+//  Destroys the n handles futures[0..n) as cask_future_destroy does (NULL
+//  entries are skipped) and nulls each; the keys released go to the broker
+//  in one RELEASE message (split only when it would pass the batch limit).
+void cask_futures_destroy (cask_future_t **futures, size_t n);
 //  The task's key, as the cluster knows it.
 const char *cask_future_key (cask_future_t *self);
 //  Current status, after reading any news from the broker (non-blocking).

@@ -7,6 +7,7 @@
     go wrong.
 */
 #include <check.h>
+#include "cask_testutil.h"
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -222,19 +223,12 @@ END_TEST
 int
 main (void)
 {
-    Suite *suite = suite_create ("keymap");
     TCase *map = tcase_create ("map");
     tcase_add_test (map, test_insert_lookup_remove);
     tcase_add_test (map, test_grows_and_keeps_everything);
     tcase_add_loop_test (map, test_random_operations_match_a_model, 0, 6);
-    suite_add_tcase (suite, map);
     TCase *hash = tcase_create ("hash");
     tcase_add_test (hash, test_hash_pieces_and_one_call_agree);
     tcase_add_test (hash, test_hash_keeps_task_keys);
-    suite_add_tcase (suite, hash);
-    SRunner *runner = srunner_create (suite);
-    srunner_run_all (runner, CK_NORMAL);
-    int failed = srunner_ntests_failed (runner);
-    srunner_free (runner);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return cask_test_run ("keymap", map, hash, NULL);
 }

@@ -7,6 +7,7 @@
     frames without copies, bad headers, a newer version, limits.
 */
 #include <check.h>
+#include "cask_testutil.h"
 #include <errno.h>
 #include <math.h>
 #include <stdint.h>
@@ -1399,7 +1400,6 @@ END_TEST
 int
 main (void)
 {
-    Suite *suite = suite_create ("proto");
     TCase *codec = tcase_create ("codec");
     tcase_add_test (codec, test_views);
     tcase_add_test (codec, test_primitives_layout);
@@ -1419,7 +1419,6 @@ main (void)
     tcase_add_test (codec, test_records_state_done_error);
     tcase_add_test (codec, test_records_task_batch);
     tcase_add_test (codec, test_records_task_hostile);
-    suite_add_tcase (suite, codec);
 
     TCase *wire = tcase_create ("wire");
     tcase_set_timeout (wire, 60);
@@ -1432,11 +1431,5 @@ main (void)
     tcase_add_test (wire, test_recv_limits);
     tcase_add_test (wire, test_send_failures);
     tcase_add_test (wire, test_recv_term);
-    suite_add_tcase (suite, wire);
-
-    SRunner *runner = srunner_create (suite);
-    srunner_run_all (runner, CK_NORMAL);
-    int failed = srunner_ntests_failed (runner);
-    srunner_free (runner);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return cask_test_run ("proto", codec, wire, NULL);
 }

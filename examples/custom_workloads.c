@@ -9,6 +9,8 @@
     cluster first.
 
     Usage: custom_workloads [broker-address [path/to/libtutorial.so]]
+    Without an address (or an empty one) and $CASK_BROKER, it starts a local
+    cluster of its own (cask_client_new (NULL)) and stops it at the end.
     Exits 0 when every result is the notebook's.
 */
 #include "tutorial_client.h"

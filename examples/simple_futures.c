@@ -10,6 +10,8 @@
     program registers with the cluster first.
 
     Usage: simple_futures [broker-address [path/to/libtutorial.so]]
+    Without an address (or an empty one) and $CASK_BROKER, it starts a local
+    cluster of its own (cask_client_new (NULL)) and stops it at the end.
     Exits 0 when every result is the right prime count.
 */
 #include "tutorial_client.h"

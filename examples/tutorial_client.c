@@ -52,6 +52,20 @@ s_library_beside_executable (char *path, size_t size)
     return path;
 }
 
+//  The notebook's `client` cell: the cluster's summary, one line a worker.
+static void
+s_print_cluster (cask_client_t *client)
+{
+    cask_cluster_info_t *info = cask_client_info (client, 5000);
+    char summary [4096];
+    if (info && cask_cluster_info_print (info, summary, sizeof summary) >= 0)
+        printf ("client = %s\n", summary);
+    else
+        printf ("client = <Client: '%s' workers=%zu>\n", cask_client_address (client),
+                cask_client_nworkers (client));
+    cask_cluster_info_destroy (&info);
+}
+
 cask_client_t *
 tutorial_connect (int argc, char **argv)
 {
@@ -61,7 +75,7 @@ tutorial_connect (int argc, char **argv)
     if (!library || !*library)
         library = s_library_beside_executable (beside, sizeof beside);
 
-    cask_client_t *client = cask_client_new (address, 5000);
+    cask_client_t *client = cask_client_new (address, 30000);
     if (!client) {
         tutorial_fail ("%s", cask_client_last_error ());
         return NULL;
@@ -72,8 +86,7 @@ tutorial_connect (int argc, char **argv)
         cask_client_destroy (&client);
         return NULL;
     }
-    printf ("client = <Client: '%s' workers=%zu>\n", cask_client_address (client),
-            cask_client_nworkers (client));
+    s_print_cluster (client);
     return client;
 }
 

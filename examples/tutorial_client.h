@@ -11,8 +11,9 @@
 //  Long enough for the slowest prime count on a small machine
 #define TUTORIAL_TIMEOUT_MS 300000
 
-//  Connects to argv[1], else $CASK_BROKER, else the default broker; waits
-//  for a worker; registers the tutorial library from argv[2], else
+//  Connects to argv[1], else $CASK_BROKER, else starts a local cluster
+//  (cask_client_new (NULL), stopped by cask_client_destroy); waits for a
+//  worker; registers the tutorial library from argv[2], else
 //  $CASK_TUTORIAL_LIB, else libtutorial.so next to the executable. Prints
 //  the client. Returns the client, or NULL after printing why.
 cask_client_t *tutorial_connect (int argc, char **argv);

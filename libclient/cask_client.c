@@ -16,6 +16,7 @@
 #include "cask_client_internal.h"
 #include "cask_hash.h"
 #include "cask_keymap.h"
+#include "cask_local.h"
 #include "cask/cask_task.h"
 
 #include <czmq.h>
@@ -28,7 +29,6 @@
 #include <sys/random.h>
 #include <unistd.h>
 
-#define S_DEFAULT_BROKER "tcp://127.0.0.1:8786"
 //  How long BYE may take to leave when the client is destroyed
 #define S_BROKER_LINGER_MS 1000
 //  Keys per GET, so a DATA answer stays well under the payload frame limit
@@ -94,6 +94,10 @@ struct _cask_client_t {
     char *answer_error;         //  the ERROR's message
     cask_record_t *answer_record;   //  LOOKUP: the dataset's record
     bool restarted;             //  RESTARTED came
+    uint32_t reports_due;       //  STATUS sent whose REPORT has not come
+    bool report_wanted;         //  cask_client_status waits for a REPORT
+    char *report;               //  the REPORT it waits for, once here
+    cask_local_t *local;        //  the local cluster this client started, or NULL
 };
 
 static __thread char s_last_error [512];
@@ -757,6 +761,23 @@ s_on_dataset (cask_client_t *self, cask_rd_t *rd)
     self->answer_record = record;
 }
 
+//  The broker answers STATUS in order: only the answer to the last one
+//  sent is kept, and only while cask_client_status waits for it.
+static void
+s_on_report (cask_client_t *self)
+{
+    if (self->reports_due > 0)
+        self->reports_due--;
+    if (self->reports_due > 0 || !self->report_wanted || self->report)
+        return;
+    size_t size = zmq_msg_size (&self->in.body);
+    self->report = (char *) malloc (size + 1);
+    if (self->report) {
+        memcpy (self->report, zmq_msg_data (&self->in.body), size);
+        self->report [size] = 0;
+    }
+}
+
 static void
 s_dispatch (cask_client_t *self, s_worker_t *worker)
 {
@@ -784,6 +805,7 @@ s_dispatch (cask_client_t *self, s_worker_t *worker)
         case CASK_MSG_ERROR: s_on_error (self, &rd, NULL); break;
         case CASK_MSG_DATASET: s_on_dataset (self, &rd); break;
         case CASK_MSG_RESTARTED: self->restarted = true; break;
+        case CASK_MSG_REPORT: s_on_report (self); break;
         default: break;
     }
 }
@@ -971,13 +993,10 @@ s_client_new (const char *address)
     return self;
 }
 
-cask_client_t *
-cask_client_new (const char *address, int timeout_ms)
+//  Connects to the broker at address and waits for its welcome
+static cask_client_t *
+s_client_connect (const char *address, int timeout_ms)
 {
-    if (!address || !*address)
-        address = getenv ("CASK_BROKER");
-    if (!address || !*address)
-        address = S_DEFAULT_BROKER;
     cask_client_t *self = s_client_new (address);
     if (!self) {
         s_set_last_error ("out of memory");
@@ -996,6 +1015,55 @@ cask_client_new (const char *address, int timeout_ms)
     }
     if (!self->welcomed) {
         s_set_last_error ("the broker at %s refused us: %s", self->address, self->broker_error);
+        cask_client_destroy (&self);
+        return NULL;
+    }
+    return self;
+}
+
+cask_client_t *
+cask_client_new (const char *address, int timeout_ms)
+{
+    if (!address || !*address)
+        address = getenv ("CASK_BROKER");
+    if (!address || !*address)
+        return cask_client_new_local (0, 0, timeout_ms);
+    return s_client_connect (address, timeout_ms);
+}
+
+cask_client_t *
+cask_client_new_local (size_t nworkers, int nthreads, int timeout_ms)
+{
+    cask_local_defaults (sysconf (_SC_NPROCESSORS_ONLN), &nworkers, &nthreads);
+    int64_t deadline = timeout_ms < 0 ? INT64_MAX : zclock_mono () + timeout_ms;
+    char error [sizeof s_last_error];
+    cask_local_t *local = cask_local_new (nworkers, nthreads, timeout_ms, error, sizeof error);
+    if (!local) {
+        s_set_last_error ("%s", error);
+        return NULL;
+    }
+    int remaining = timeout_ms < 0 ? -1 : (int) (deadline > zclock_mono () ? deadline - zclock_mono () : 0);
+    cask_client_t *self = s_client_connect (cask_local_address (local), remaining);
+    if (!self) {
+        //  the broker's own words say more than a timeout
+        if (cask_local_check (local, error, sizeof error) == 0)
+            snprintf (error, sizeof error, "%s", s_last_error);
+        s_set_last_error ("%s", error);
+        cask_local_destroy (&local);
+        return NULL;
+    }
+    self->local = local;
+    //  Until every worker joined, or one of them (or the broker) died
+    while (cask_client_wait_for_workers (self, nworkers, 50)) {
+        if (cask_local_check (local, error, sizeof error) == 0) {
+            if (timeout_ms >= 0 && zclock_mono () >= deadline) {
+                snprintf (error, sizeof error, "local cluster: %zu of %zu workers joined "
+                          "within %d ms", cask_client_nworkers (self), nworkers, timeout_ms);
+            }
+            else
+                continue;
+        }
+        s_set_last_error ("%s", error);
         cask_client_destroy (&self);
         return NULL;
     }
@@ -1027,6 +1095,8 @@ cask_client_destroy (cask_client_t **self_p)
         s_worker_close (&self->workers [index]);
     if (self->context)
         zmq_ctx_term (self->context);
+    //  After the sockets closed, so that BYE reached the broker
+    cask_local_destroy (&self->local);
     zhashx_destroy (&self->functions);
     cask_keymap_destroy (&self->records);
     cask_buf_free (&self->body);
@@ -1659,6 +1729,37 @@ cask_client_restart (cask_client_t *self, int timeout_ms)
             s_record_cancel (self, record, why, strlen (why));
     }
     return rc;
+}
+
+//  ---------------------------------------------------------------------
+//  The broker's REPORT
+
+static bool
+s_reported (void *arg)
+{
+    return ((cask_client_t *) arg)->report != NULL;
+}
+
+char *
+cask_client_status (cask_client_t *self, int timeout_ms)
+{
+    cask_client_send_releases (self);
+    cask_buf_reset (&self->body);
+    if (cask_send (self->broker, NULL, CASK_MSG_STATUS, &self->body, NULL)) {
+        cask_client_set_error (self, "status: cannot send to the broker at %s: %s",
+                               self->address, zmq_strerror (errno));
+        return NULL;
+    }
+    self->reports_due++;
+    self->report_wanted = true;
+    int rc = cask_client_wait (self, s_reported, self, timeout_ms);
+    self->report_wanted = false;
+    char *report = self->report;
+    self->report = NULL;
+    if (rc)
+        cask_client_set_error (self, "status: no REPORT from the broker at %s within %d ms",
+                               self->address, timeout_ms);
+    return report;
 }
 
 //  ---------------------------------------------------------------------

@@ -114,6 +114,11 @@ void cask_as_completed_notify (cask_record_t *record);
 //  Unlinks a handle of an iterator from its record's watchers or its queue.
 void cask_as_completed_unwatch (cask_future_t *future);
 
+//  Sends STATUS to the broker and waits up to timeout_ms for its REPORT.
+//  Returns the REPORT's JSON text, NUL-terminated, which the caller frees;
+//  or NULL (the client's error says why).
+char *cask_client_status (cask_client_t *self, int timeout_ms);
+
 //  Sets the client's error message (printf style) and returns -1.
 int cask_client_set_error (cask_client_t *self, const char *format, ...)
     __attribute__ ((format (printf, 2, 3)));

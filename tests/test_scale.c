@@ -228,6 +228,78 @@ START_TEST (test_tree_of_big_results)
 }
 END_TEST
 
+//  Cluster info, the client's view of the broker's REPORT: counts and
+//  totals that are the sums of the workers' figures, the endpoints the
+//  harness knows, bytes cached that rise once a bytes result is made, and
+//  a Dask-like summary.
+START_TEST (test_cluster_info)
+{
+    cask_harness_test_start (&harness, 2, 2, &client, cask_harness_test_lib ());
+    cask_cluster_info_t *info = cask_client_info (client, 5000);
+    ck_assert_msg (info != NULL, "%s", cask_client_error (client));
+    ck_assert_str_eq (info->address, cask_harness_broker (harness));
+    ck_assert_uint_eq (info->nworkers, 2);
+    ck_assert_uint_eq (info->nthreads, 4);
+    uint64_t memory = 0, cached_before = 0;
+    for (size_t i = 0; i < info->nworkers; i++) {
+        const cask_cluster_worker_t *worker = &info->workers [i];
+        ck_assert_uint_eq (worker->nthreads, 2);
+        ck_assert_uint_gt (worker->memory_limit, 0);
+        ck_assert_uint_eq (worker->inflight, 0);
+        memory += worker->memory_limit;
+        cached_before += worker->bytes_cached;
+        //  Named w0 and w1 by the harness, at the endpoints it knows
+        ck_assert_msg (strcmp (worker->name, "w0") == 0 || strcmp (worker->name, "w1") == 0,
+                       "unexpected worker name '%s'", worker->name);
+        char endpoint [256];
+        ck_assert_int_eq (cask_harness_worker_endpoint (harness, (size_t) (worker->name [1] - '0'),
+                                                        endpoint, sizeof endpoint), 0);
+        ck_assert_str_eq (worker->endpoint, endpoint);
+    }
+    ck_assert_str_ne (info->workers [0].name, info->workers [1].name);
+    ck_assert_uint_eq (info->memory, memory);
+
+    char text [1024];
+    int length = cask_cluster_info_print (info, text, sizeof text);
+    ck_assert_int_gt (length, 0);
+    ck_assert_uint_eq (strlen (text), (size_t) length);
+    ck_assert_msg (strstr (text, cask_harness_broker (harness)) != NULL, "%s", text);
+    ck_assert_msg (strstr (text, "workers=2") != NULL, "%s", text);
+    ck_assert_msg (strstr (text, "threads=4") != NULL, "%s", text);
+    ck_assert_msg (strstr (text, info->workers [0].endpoint) != NULL, "%s", text);
+    ck_assert_msg (strstr (text, info->workers [1].endpoint) != NULL, "%s", text);
+    //  Truncated like snprintf: the same length wanted, a NUL at the end
+    char small [16];
+    ck_assert_int_eq (cask_cluster_info_print (info, small, sizeof small), length);
+    ck_assert_uint_eq (strlen (small), sizeof small - 1);
+    cask_cluster_info_destroy (&info);
+    cask_cluster_info_destroy (&info);
+    ck_assert_ptr_null (info);
+
+    //  A result of 1 MiB made (and not fetched) is cached on its worker
+    cask_future_t *bytes = cask_submit (client, "make_bytes", cask_int64 (1 << 20),
+                                        cask_int64 (5), NULL);
+    ck_assert_ptr_nonnull (bytes);
+    ck_assert_int_eq (cask_wait (client, &bytes, 1, CASK_WAIT_ALL, RESULT_TIMEOUT), 1);
+    ck_assert_int_eq (cask_future_status (bytes), CASK_FINISHED);
+    info = cask_client_info (client, 5000);
+    ck_assert_msg (info != NULL, "%s", cask_client_error (client));
+    uint64_t cached_after = 0, done = 0;
+    for (size_t i = 0; i < info->nworkers; i++) {
+        cached_after += info->workers [i].bytes_cached;
+        done += info->workers [i].tasks_done;
+    }
+    ck_assert_uint_ge (cached_after, cached_before + (1 << 20));
+    ck_assert_uint_ge (done, 1);
+    length = cask_cluster_info_print (info, text, sizeof text);
+    ck_assert_msg (strstr (text, "cached=1.00 MiB") != NULL, "%s", text);
+    printf ("%s", text);
+    cask_cluster_info_destroy (&info);
+    cask_future_destroy (&bytes);
+    cask_harness_test_stop (&harness, &client);
+}
+END_TEST
+
 int main (void)
 {
     TCase *tc = tcase_create ("scale");
@@ -236,5 +308,6 @@ int main (void)
     tcase_add_test (tc, test_ten_thousand_tasks);
     tcase_add_test (tc, test_results_move_between_workers);
     tcase_add_test (tc, test_tree_of_big_results);
+    tcase_add_test (tc, test_cluster_info);
     return cask_test_run ("scale", tc, NULL);
 }

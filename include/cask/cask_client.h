@@ -34,19 +34,46 @@ typedef enum {
 //  Name of a status ("pending", "finished", "error", "cancelled").
 const char *cask_status_name (cask_status_t status);
 
-//  Connects to the broker at address ("tcp://host:port" or "host:port"; NULL
-//  means $CASK_BROKER, else tcp://127.0.0.1:8786) and waits up to
-//  timeout_ms for its welcome. Returns the client, or NULL
+//  Connects to the broker at address ("tcp://host:port" or "host:port")
+//  and waits up to timeout_ms for its welcome. NULL address means
+//  $CASK_BROKER; when that is unset too, starts a local cluster of the
+//  default size instead (cask_client_new_local (0, 0, timeout_ms)), as
+//  Dask's Client() does. Returns the client, or NULL
 //  (cask_client_last_error says why).
 cask_client_t *cask_client_new (const char *address, int timeout_ms);
+//  Starts a local cluster and connects to it: cask-broker on a free
+//  loopback port and nworkers cask-worker processes of nthreads threads
+//  each, all child processes of the caller, logging into a fresh temp dir
+//  (under $TMPDIR, else /tmp) that also holds the workers' dirs. 0 means
+//  the default (Dask's): up to 4 cores, a worker of 1 thread per core;
+//  above, as many workers as the smallest divisor of the core count that
+//  is at least its square root, their threads covering the cores; one of
+//  the two given, the other covers the cores (at least 1).
+//  The binaries are $CASK_BROKER_BIN and $CASK_WORKER_BIN, else
+//  cask-broker and cask-worker in $CASK_BIN_DIR, else in the install
+//  bindir, else on $PATH.
+//  Returns when the broker is bound, the client connected and every worker
+//  joined, all within timeout_ms (-1: no limit); else returns NULL, with
+//  every process it started stopped and its temp dir removed
+//  (cask_client_last_error says why: a missing binary, a process that
+//  died with the last line of its log, a timeout).
+//  cask_client_destroy stops the cluster (workers, then broker: SIGTERM, a
+//  few seconds' grace, SIGKILL) and removes the temp dir. The processes
+//  also die when the process that started them dies, even by SIGKILL; and,
+//  as the kernel ties this to a thread (PR_SET_PDEATHSIG), when the thread
+//  that called this function exits: start it from a thread that outlives
+//  the client. Children are reaped by pid, never by waiting for any child.
+cask_client_t *cask_client_new_local (size_t nworkers, int nthreads, int timeout_ms);
 //  Says goodbye (the broker releases this client's tasks), closes sockets,
-//  destroys any futures still held and nulls *self_p. Safe twice.
+//  destroys any futures still held, stops the local cluster the client
+//  started (if it did) and nulls *self_p. Safe twice.
 void cask_client_destroy (cask_client_t **self_p);
 //  Why the last call on this client failed; never NULL.
 const char *cask_client_error (cask_client_t *self);
 //  Why the last cask_client_new failed (per thread); never NULL.
 const char *cask_client_last_error (void);
-//  The broker's address.
+//  The broker's address (for a local cluster, its "tcp://127.0.0.1:PORT",
+//  usable by other clients while this one lives).
 const char *cask_client_address (cask_client_t *self);
 
 //  Number of workers the broker has announced.
@@ -153,6 +180,47 @@ int cask_publish (cask_client_t *self, const char *name, cask_future_t *future,
 cask_future_t *cask_get_dataset (cask_client_t *self, const char *name, int timeout_ms);
 //  Drops a published name. Returns 0 or -1 (no such name).
 int cask_unpublish (cask_client_t *self, const char *name, int timeout_ms);
+
+//  ---------------------------------------------------------------------
+//  Cluster info: what the broker knows of the cluster (Dask's client repr).
+
+//  One worker, as the broker last heard of it.
+typedef struct {
+    uint32_t id;                //  the broker's number for it
+    char *name;                 //  its name (--name), "" when it gave none
+    char *endpoint;             //  its peer endpoint, where results are fetched
+    uint32_t nthreads;          //  threads running tasks
+    uint64_t memory_limit;      //  bytes of results it may hold (0: no limit)
+    uint32_t inflight;          //  tasks given to it that have not finished
+    uint64_t bytes_cached;      //  bytes of results it holds
+    uint64_t tasks_done;        //  tasks it finished since it joined
+} cask_cluster_worker_t;
+
+//  The cluster. Owned by the caller (cask_cluster_info_destroy).
+typedef struct {
+    char *address;              //  the broker's address
+    size_t nworkers;            //  entries in workers
+    uint64_t nthreads;          //  sum of the workers' nthreads
+    uint64_t memory;            //  sum of the workers' memory limits
+    cask_cluster_worker_t *workers;    //  nworkers entries, in the broker's order
+} cask_cluster_info_t;
+
+//  Asks the broker for its REPORT (STATUS) and waits up to timeout_ms for
+//  it. Returns a new cluster info, or NULL (timeout, a report that does not
+//  parse, out of memory: cask_client_error says why).
+cask_cluster_info_t *cask_client_info (cask_client_t *self, int timeout_ms);
+//  Frees the info and nulls *self_p. Safe twice.
+void cask_cluster_info_destroy (cask_cluster_info_t **self_p);
+//  Writes a Dask-like summary into buf (truncated to size, NUL-terminated
+//  when size > 0): a first line
+//  "<Client: 'tcp://127.0.0.1:8786' workers=2, threads=4, memory=15.63 GiB>",
+//  then one line per worker, "  worker 1 w0 tcp://127.0.0.1:40001 threads=2
+//  memory=7.81 GiB in-flight=0 cached=1.17 KiB done=3" (a worker without a
+//  name shows "-"), each line ending in a newline. Sizes are written as
+//  Dask does: "512 B", else two decimals of the largest binary unit (KiB
+//  to PiB) the figure reaches 0.9 of.
+//  Returns the length it wanted, like snprintf.
+int cask_cluster_info_print (const cask_cluster_info_t *self, char *buf, size_t size);
 
 //  ---------------------------------------------------------------------
 //  as_completed: futures handed back in the order they finish.

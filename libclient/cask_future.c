@@ -116,15 +116,21 @@ cask_future_arg (cask_future_t *f)
     return cask_value_new_ref (f);
 }
 
+//  What the accessors say of a NULL future: the one a failed submit, map or
+//  lookup handed back, passed on unchecked.
+#define S_NO_FUTURE "no future: the call that should have made it failed"
+
 const char *
 cask_future_key (cask_future_t *self)
 {
-    return self->record->key;
+    return self ? self->record->key : "";
 }
 
 cask_status_t
 cask_future_status (cask_future_t *self)
 {
+    if (!self)
+        return CASK_ERROR;
     cask_client_pump (self->client);
     return self->record->status;
 }
@@ -132,6 +138,8 @@ cask_future_status (cask_future_t *self)
 const char *
 cask_future_error (cask_future_t *self)
 {
+    if (!self)
+        return S_NO_FUTURE;
     return self->record->error ? self->record->error : "";
 }
 
@@ -147,6 +155,8 @@ s_result_ready (void *arg)
 const cask_value_t *
 cask_future_result (cask_future_t *self, int timeout_ms)
 {
+    if (!self)
+        return NULL;
     cask_record_t *record = self->record;
     if (cask_client_wait (self->client, s_result_ready, self, timeout_ms)) {
         cask_client_set_error (self->client, "%s: %s after %d ms", record->key,
@@ -182,6 +192,8 @@ cask_future_int64 (cask_future_t *self, int timeout_ms, int64_t *out)
 int
 cask_future_print (cask_future_t *self, char *buf, size_t size)
 {
+    if (!self)
+        return snprintf (buf, size, "<Future: none (%s)>", S_NO_FUTURE);
     cask_status_t status = cask_future_status (self);
     if (status == CASK_FINISHED)
         return snprintf (buf, size, "<Future: finished, type: %s, key: %s>",

@@ -65,6 +65,13 @@ START_TEST (test_unknown_function)
     const char *error = cask_client_error (client);
     ck_assert_msg (strstr (error, "no_such_function"),
                    "the error does not name the function: \"%s\"", error);
+    //  The NULL it handed back, used unchecked, reads as an error.
+    ck_assert_int_eq (cask_future_status (future), CASK_ERROR);
+    ck_assert_ptr_null (cask_future_result (future, 0));
+    int64_t value;
+    ck_assert_int_eq (cask_future_int64 (future, 0, &value), -1);
+    ck_assert_str_eq (cask_future_key (future), "");
+    ck_assert_ptr_nonnull (strstr (cask_future_error (future), "no future"));
     //  The client is still good.
     future = cask_submit (client, "inc", cask_int64 (1), NULL);
     ck_assert_int_eq (s_int (client, future), 2);

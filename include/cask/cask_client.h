@@ -249,6 +249,11 @@ size_t cask_as_completed_count (cask_as_completed_t *self);
 
 //  ---------------------------------------------------------------------
 //  Futures
+//
+//  The accessors below also take NULL, the future a failed submit hands
+//  back, so an unchecked failure reads as an error instead of a crash:
+//  status CASK_ERROR, key "", result NULL, and cask_future_error says "no
+//  future: the call that should have made it failed".
 
 //  A new handle of the same future (the key stays held while any is).
 cask_future_t *cask_future_dup (cask_future_t *self);

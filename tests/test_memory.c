@@ -151,36 +151,39 @@ static void s_round (cask_future_t **futures, size_t round)
 
 typedef void (s_round_fn) (cask_future_t **futures, size_t round);
 
-//  Warm-up rounds of the kind measured (so that the baseline has seen its
-//  high-water mark), then the baseline once all is released.
-static void s_warm_up (s_round_fn *round_fn, cask_future_t **futures,
-                       s_memory_t *baseline)
+//  Runs warm-up rounds of round_fn (so that the baseline has seen its
+//  high-water mark), takes the baseline once all is released, runs `rounds`
+//  more, and asserts that everything was released again and that no
+//  process grew past the baseline's margin. Returns the measured rounds'
+//  time in ms.
+static int64_t s_rounds_stay_flat (s_round_fn *round_fn, size_t rounds, const char *what)
 {
+    cask_future_t **futures = calloc (BATCH, sizeof *futures);
+    ck_assert_ptr_nonnull (futures);
     for (size_t round = 0; round < WARM_UP_ROUNDS; round++)
         round_fn (futures, round);
     s_assert_empty ("the warm-up");
-    s_measure (baseline);
+    s_memory_t baseline;
+    s_measure (&baseline);
+    int64_t started = cask_harness_now_ms ();
+    for (size_t round = 0; round < rounds; round++)
+        round_fn (futures, WARM_UP_ROUNDS + round);
+    int64_t took = cask_harness_now_ms () - started;
+    s_assert_empty (what);
+    s_assert_flat (&baseline, what);
+    free (futures);
+    return took;
 }
 
 START_TEST (test_a_million_results)
 {
-    cask_future_t **futures = calloc (BATCH, sizeof *futures);
-    ck_assert_ptr_nonnull (futures);
-    s_memory_t baseline;
-    s_warm_up (s_round, futures, &baseline);
     size_t rounds = s_rounds ();
-    int64_t started = cask_harness_now_ms ();
-    for (size_t round = 0; round < rounds; round++)
-        s_round (futures, WARM_UP_ROUNDS + round);
-    int64_t took = cask_harness_now_ms () - started;
+    char what [64];
+    snprintf (what, sizeof what, "%zu results", rounds * BATCH);
+    int64_t took = s_rounds_stay_flat (s_round, rounds, what);
     printf ("memory: %zu results submitted, gathered and dropped in %lld ms (%.0f tasks/s)\n",
             rounds * BATCH, (long long) took,
             took ? (double) (rounds * BATCH) * 1000 / (double) took : 0.0);
-    char after [64];
-    snprintf (after, sizeof after, "%zu results", rounds * BATCH);
-    s_assert_empty (after);
-    s_assert_flat (&baseline, after);
-    free (futures);
 }
 END_TEST
 
@@ -209,16 +212,7 @@ static void s_cancelled_round (cask_future_t **futures, size_t round)
 START_TEST (test_cancelled_batches)
 {
     ck_assert_int_eq (cask_client_register (client, cask_harness_tutorial_lib (), 20000), 0);
-    cask_future_t **futures = calloc (BATCH, sizeof *futures);
-    ck_assert_ptr_nonnull (futures);
-    s_memory_t baseline;
-    s_warm_up (s_cancelled_round, futures, &baseline);
-    enum { ROUNDS = 10 };
-    for (size_t round = 0; round < ROUNDS; round++)
-        s_cancelled_round (futures, WARM_UP_ROUNDS + round);
-    s_assert_empty ("cancelling 10 batches of 10,000 pending tasks");
-    s_assert_flat (&baseline, "cancelling 10 batches");
-    free (futures);
+    s_rounds_stay_flat (s_cancelled_round, 10, "cancelling 10 batches of 10,000 pending tasks");
 }
 END_TEST
 
@@ -235,16 +229,7 @@ static void s_restarted_round (cask_future_t **futures, size_t round)
 
 START_TEST (test_restarts)
 {
-    cask_future_t **futures = calloc (BATCH, sizeof *futures);
-    ck_assert_ptr_nonnull (futures);
-    s_memory_t baseline;
-    s_warm_up (s_restarted_round, futures, &baseline);
-    enum { ROUNDS = 5 };
-    for (size_t round = 0; round < ROUNDS; round++)
-        s_restarted_round (futures, WARM_UP_ROUNDS + round);
-    s_assert_empty ("5 restarts");
-    s_assert_flat (&baseline, "5 restarts");
-    free (futures);
+    s_rounds_stay_flat (s_restarted_round, 5, "5 restarts");
 }
 END_TEST
 

@@ -1856,15 +1856,30 @@ cask_get_dataset (cask_client_t *self, const char *name, int timeout_ms)
 //  ---------------------------------------------------------------------
 //  Scattering values into the workers' memory. Each value is encoded once
 //  and keyed by its type and a hash of its content, so scattering equal
-//  values shares one key. The broker hears of the keys first (SCATTER),
-//  then each worker gets its values on its peer socket (PUT) and answers
+//  values shares one key. The broker hears of the keys first (SCATTER, and
+//  has processed it), then each worker gets its values on its peer socket (PUT) and answers
 //  STORED; the worker's DONE makes the broker send STATE memory.
 
-//  Sends the SCATTER batch, then every worker's PUT batch
+//  How long a scatter waits for the broker to have taken its SCATTER.
+#define S_SCATTER_BARRIER_MS 30000
+
+//  Sends the SCATTER batch, waits until the broker has processed it, then
+//  sends every worker's PUT batch. The wait matters: a worker's DONE for a
+//  PUT reaches the broker on another connection, which ZeroMQ does not
+//  order against ours, and a DONE that overtook its SCATTER would be
+//  ignored, leaving the scatter unfinished for ever. The broker answers
+//  STATUS in the order our messages came, so its REPORT is the barrier.
 static int
 s_scatter_flush (cask_client_t *self)
 {
     int rc = s_keys_send (self, CASK_MSG_SCATTER, "scatter");
+    if (rc == 0) {
+        char *report = cask_client_status (self, S_SCATTER_BARRIER_MS);
+        if (report)
+            free (report);
+        else
+            rc = -1;
+    }
     for (size_t index = 0; index < self->nworkers && rc == 0; index++) {
         s_worker_t *worker = &self->workers [index];
         if (cask_batch_send (&worker->puts, worker->socket, NULL, CASK_MSG_PUT,

@@ -958,7 +958,7 @@ s_send_hello (cask_client_t *self)
 {
     char name [64];
     snprintf (name, sizeof name, "client %d", (int) getpid ());
-    cask_hello_t hello = { CASK_ROLE_CLIENT, cask_str (name), 0, 0, cask_str ("") };
+    cask_hello_t hello = { .role = CASK_ROLE_CLIENT, .name = cask_str (name), .endpoint = cask_str ("") };
     cask_buf_reset (&self->body);
     cask_hello_put (&self->body, &hello);
     return cask_send (self->broker, NULL, CASK_MSG_HELLO, &self->body, NULL);

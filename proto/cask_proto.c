@@ -930,6 +930,53 @@ cask_value_decode (cask_rd_t *rd, cask_message_t *msg, size_t frame_base,
 //  ---------------------------------------------------------------------
 //  Records
 
+static void
+s_put_f64 (cask_buf_t *buf, double v)
+{
+    uint64_t bits;
+    memcpy (&bits, &v, sizeof bits);
+    cask_put_u64 (buf, bits);
+}
+
+static double
+s_get_f64 (cask_rd_t *rd)
+{
+    uint64_t bits = cask_get_u64 (rd);
+    double v;
+    memcpy (&v, &bits, sizeof v);
+    return v;
+}
+
+static void
+s_resources_put (cask_buf_t *buf, const cask_resource_t *resources, uint8_t count)
+{
+    if (count > CASK_MAX_RESOURCES)
+        buf->failed = true;
+    cask_put_u8 (buf, count);
+    for (uint8_t index = 0; index < count && !buf->failed; index++) {
+        cask_put_str8 (buf, resources [index].name);
+        s_put_f64 (buf, resources [index].amount);
+    }
+}
+
+//  A resource list: a name that is empty, or an amount that is not a
+//  positive finite number, is malformed (it could never be matched).
+static uint8_t
+s_resources_get (cask_rd_t *rd, cask_resource_t *resources)
+{
+    uint8_t count = cask_get_u8 (rd);
+    if (count > CASK_MAX_RESOURCES)
+        rd->failed = true;
+    for (uint8_t index = 0; index < count && !rd->failed; index++) {
+        resources [index].name = cask_get_str8 (rd);
+        resources [index].amount = s_get_f64 (rd);
+        double amount = resources [index].amount;
+        if (resources [index].name.len == 0 || !(amount > 0 && amount <= 1e300))
+            rd->failed = true;
+    }
+    return rd->failed ? 0 : count;
+}
+
 void
 cask_hello_put (cask_buf_t *buf, const cask_hello_t *rec)
 {
@@ -938,6 +985,7 @@ cask_hello_put (cask_buf_t *buf, const cask_hello_t *rec)
     cask_put_u32 (buf, rec->nthreads);
     cask_put_u64 (buf, rec->memory_limit);
     cask_put_str8 (buf, rec->endpoint);
+    s_resources_put (buf, rec->resources, rec->nresources);
 }
 
 void
@@ -948,6 +996,34 @@ cask_hello_get (cask_rd_t *rd, cask_hello_t *rec)
     rec->nthreads = cask_get_u32 (rd);
     rec->memory_limit = cask_get_u64 (rd);
     rec->endpoint = cask_get_str8 (rd);
+    rec->nresources = s_resources_get (rd, rec->resources);
+}
+
+void
+cask_restrictions_put (cask_buf_t *buf, const cask_restrictions_t *rec)
+{
+    if (rec->nworkers > CASK_MAX_RESOURCES)
+        buf->failed = true;
+    cask_put_u8 (buf, rec->nworkers);
+    for (uint8_t index = 0; index < rec->nworkers && !buf->failed; index++)
+        cask_put_str8 (buf, rec->workers [index]);
+    s_resources_put (buf, rec->resources, rec->nresources);
+}
+
+void
+cask_restrictions_get (cask_rd_t *rd, cask_restrictions_t *rec)
+{
+    rec->nworkers = cask_get_u8 (rd);
+    if (rec->nworkers > CASK_MAX_RESOURCES)
+        rd->failed = true;
+    for (uint8_t index = 0; index < rec->nworkers && !rd->failed; index++) {
+        rec->workers [index] = cask_get_str8 (rd);
+        if (rec->workers [index].len == 0)
+            rd->failed = true;
+    }
+    rec->nresources = s_resources_get (rd, rec->resources);
+    if (rd->failed)
+        rec->nworkers = rec->nresources = 0;
 }
 
 void
@@ -1049,6 +1125,15 @@ cask_task_get (cask_rd_t *rd, cask_task_t *rec, bool with_holders)
     rec->nframes = cask_get_u32 (rd);
     uint32_t args_size = cask_get_u32 (rd);
     rec->args = cask_get_raw (rd, args_size);
+
+    rec->restrictions = (cask_str_t) { NULL, 0 };
+    if (rec->flags & CASK_TASK_RESTRICTED) {
+        const uint8_t *start = rd->ptr;
+        cask_restrictions_t restrictions;
+        cask_restrictions_get (rd, &restrictions);
+        if (!rd->failed)
+            rec->restrictions = (cask_str_t) { (const char *) start, (size_t) (rd->ptr - start) };
+    }
 }
 
 void
@@ -1159,6 +1244,56 @@ cask_error_get (cask_rd_t *rd, cask_error_t *rec)
     rec->message = cask_get_str16 (rd);
 }
 
+void
+cask_stolen_put (cask_buf_t *buf, const cask_stolen_t *rec)
+{
+    cask_put_str8 (buf, rec->key);
+    cask_put_u8 (buf, rec->given_up);
+}
+
+void
+cask_stolen_get (cask_rd_t *rd, cask_stolen_t *rec)
+{
+    rec->key = cask_get_str8 (rd);
+    rec->given_up = cask_get_u8 (rd);
+}
+
+void
+cask_copy_put (cask_buf_t *buf, const cask_copy_t *rec)
+{
+    cask_put_str8 (buf, rec->key);
+    cask_put_str8 (buf, rec->holder);
+}
+
+void
+cask_copy_get (cask_rd_t *rd, cask_copy_t *rec)
+{
+    rec->key = cask_get_str8 (rd);
+    rec->holder = cask_get_str8 (rd);
+}
+
+void
+cask_retire_put (cask_buf_t *buf, uint32_t keep, const uint32_t *ids, uint32_t nids)
+{
+    cask_put_u32 (buf, keep);
+    cask_put_u32 (buf, nids);
+    for (uint32_t index = 0; index < nids; index++)
+        cask_put_u32 (buf, ids [index]);
+}
+
+void
+cask_retire_get (cask_rd_t *rd, cask_retire_t *rec)
+{
+    rec->keep = cask_get_u32 (rd);
+    rec->nids = cask_get_u32 (rd);
+    if (rec->nids > s_rd_left (rd) / 4)
+        rd->failed = true;
+    size_t size = rd->failed ? 0 : (size_t) rec->nids * 4;
+    cask_rd_init (&rec->ids, rd->ptr, size);
+    rec->ids.failed = rd->failed;
+    cask_get_raw (rd, size);
+}
+
 const char *
 cask_command_name (uint8_t command)
 {
@@ -1176,6 +1311,11 @@ cask_command_name (uint8_t command)
         case CASK_MSG_PUBLISH: return "PUBLISH";
         case CASK_MSG_LOOKUP: return "LOOKUP";
         case CASK_MSG_UNPUBLISH: return "UNPUBLISH";
+        case CASK_MSG_RETIRE: return "RETIRE";
+        case CASK_MSG_RETIRED: return "RETIRED";
+        case CASK_MSG_STEAL: return "STEAL";
+        case CASK_MSG_COPY: return "COPY";
+        case CASK_MSG_STOLEN: return "STOLEN";
         case CASK_MSG_WELCOME: return "WELCOME";
         case CASK_MSG_REGISTERED: return "REGISTERED";
         case CASK_MSG_STATE: return "STATE";

@@ -33,6 +33,10 @@
 #define CASK_MAX_BODY (64u << 20)       //  body frame bytes
 #define CASK_MAX_KEY 255                //  key, name, endpoint bytes (str8)
 #define CASK_MAX_DEPTH 64               //  nesting of lists in a value
+#define CASK_MAX_RESOURCES 16           //  resources, or worker names, in a list
+
+//  Task record flags.
+#define CASK_TASK_RESTRICTED 0x01       //  a restrictions block follows the args
 
 //  Commands (the fourth header byte).
 typedef enum {
@@ -49,6 +53,7 @@ typedef enum {
     CASK_MSG_PUBLISH = 0x0B,        //  client -> broker
     CASK_MSG_LOOKUP = 0x0C,         //  client -> broker
     CASK_MSG_UNPUBLISH = 0x0D,      //  client -> broker
+    CASK_MSG_RETIRE = 0x0E,         //  client -> broker, broker -> worker
     CASK_MSG_WELCOME = 0x11,        //  broker -> client/worker
     CASK_MSG_REGISTERED = 0x12,     //  broker -> client
     CASK_MSG_STATE = 0x13,          //  broker -> client
@@ -56,12 +61,16 @@ typedef enum {
     CASK_MSG_REPORT = 0x15,         //  reply to STATUS: a JSON body
     CASK_MSG_RESTARTED = 0x16,      //  broker -> client, worker -> broker
     CASK_MSG_DATASET = 0x17,        //  broker -> client: reply to LOOKUP
+    CASK_MSG_RETIRED = 0x18,        //  broker -> client: reply to RETIRE
     CASK_MSG_ERROR = 0x1F,          //  anyone -> the sender of a bad message
     CASK_MSG_LIBRARY = 0x21,        //  broker -> worker
     CASK_MSG_TASK = 0x22,           //  broker -> worker
     CASK_MSG_FREE = 0x23,           //  broker -> worker
+    CASK_MSG_STEAL = 0x24,          //  broker -> worker
+    CASK_MSG_COPY = 0x25,           //  broker -> worker
     CASK_MSG_DONE = 0x31,           //  worker -> broker
     CASK_MSG_LIBFAIL = 0x32,        //  worker -> broker
+    CASK_MSG_STOLEN = 0x33,         //  worker -> broker: reply to STEAL
     CASK_MSG_GET = 0x41,            //  client/worker -> worker's peer socket
     CASK_MSG_DATA = 0x42,           //  worker -> whoever sent GET
     CASK_MSG_PUT = 0x43,            //  client -> worker's peer socket (scatter)
@@ -261,13 +270,22 @@ cask_value_t *cask_value_from_frame (zmq_msg_t *frame);
 //  Records. Each get fills the struct with views into the body; check
 //  rd->failed afterwards. Counts of batches are u32 before the records.
 
+//  A resource: a name and an amount (a worker declares what it has, a
+//  task what it uses while it runs, like Dask's resources).
+typedef struct {
+    cask_str_t name;
+    double amount;
+} cask_resource_t;
+
 //  HELLO
 typedef struct {
     uint8_t role;               //  CASK_ROLE_*
-    cask_str_t name;            //  free text, for logs
+    cask_str_t name;            //  workers: the name tasks may ask for; else free text
     uint32_t nthreads;          //  workers only
     uint64_t memory_limit;      //  workers only, bytes
     cask_str_t endpoint;        //  workers only: peer endpoint
+    uint8_t nresources;         //  workers only: what it declares (--resources)
+    cask_resource_t resources [CASK_MAX_RESOURCES];
 } cask_hello_t;
 void cask_hello_put (cask_buf_t *buf, const cask_hello_t *rec);
 void cask_hello_get (cask_rd_t *rd, cask_hello_t *rec);
@@ -303,6 +321,20 @@ typedef struct {
 void cask_library_put (cask_buf_t *buf, const cask_library_t *rec);
 void cask_library_get (cask_rd_t *rd, cask_library_t *rec);
 
+//  Where a task may run: on one of the named workers (a name or a peer
+//  endpoint; none: any worker), and only where the resources are free.
+typedef struct {
+    uint8_t nworkers;
+    cask_str_t workers [CASK_MAX_RESOURCES];
+    uint8_t nresources;
+    cask_resource_t resources [CASK_MAX_RESOURCES];
+} cask_restrictions_t;
+//  u8 nworkers, str8 each, u8 nresources, (str8 name, f64 amount) each.
+//  More than CASK_MAX_RESOURCES of either, or an amount that is not a
+//  positive finite number, is malformed.
+void cask_restrictions_put (cask_buf_t *buf, const cask_restrictions_t *rec);
+void cask_restrictions_get (cask_rd_t *rd, cask_restrictions_t *rec);
+
 //  SUBMIT record (client -> broker) and TASK record (broker -> worker)
 //  share this layout. deps holds ndeps dependency entries: in SUBMIT each
 //  is a str8 key; in TASK each is a str8 key and a str8 holder endpoint
@@ -313,21 +345,24 @@ void cask_library_get (cask_rd_t *rd, cask_library_t *rec);
 typedef struct {
     cask_str_t key;
     uint32_t fn;
-    uint8_t flags;              //  0 (reserved)
+    uint8_t flags;              //  CASK_TASK_RESTRICTED or 0
     uint8_t retries;            //  times to run it again after a failure
     int32_t priority;           //  higher runs first among ready tasks
     uint32_t ndeps;
     cask_rd_t deps;             //  reader over the dependency entries
     uint32_t nframes;
     cask_str_t args;            //  encoded list value of the arguments
+    cask_str_t restrictions;    //  the restrictions block when flagged, else empty
 } cask_task_t;
 //  Writes the head (key, fn, flags, retries, priority, ndeps of rec) up to
 //  the dependency entries; the caller then writes ndeps entries
-//  (cask_put_str8) and ends with cask_task_put_tail.
+//  (cask_put_str8) and ends with cask_task_put_tail, then, when the flags
+//  say CASK_TASK_RESTRICTED, cask_restrictions_put.
 void cask_task_put_head (cask_buf_t *buf, const cask_task_t *rec);
 void cask_task_put_tail (cask_buf_t *buf, uint32_t nframes, cask_str_t args);
 //  Reads one record; skips over the dependency entries (pairs when
-//  with_holders), which rec->deps can then read.
+//  with_holders), which rec->deps can then read, and over a restrictions
+//  block (checked well-formed), which rec->restrictions then views.
 void cask_task_get (cask_rd_t *rd, cask_task_t *rec, bool with_holders);
 
 //  STATE record (broker -> client).
@@ -383,6 +418,35 @@ typedef struct {
 } cask_dataset_t;
 void cask_dataset_put (cask_buf_t *buf, const cask_dataset_t *rec);
 void cask_dataset_get (cask_rd_t *rd, cask_dataset_t *rec);
+
+//  STOLEN record (worker -> broker, reply to STEAL): whether the worker
+//  gave up the task of key before it started (1), or keeps it (0).
+typedef struct {
+    cask_str_t key;
+    uint8_t given_up;
+} cask_stolen_t;
+void cask_stolen_put (cask_buf_t *buf, const cask_stolen_t *rec);
+void cask_stolen_get (cask_rd_t *rd, cask_stolen_t *rec);
+
+//  COPY record (broker -> worker): fetch key from the worker at holder and
+//  keep it as a result of this worker's own; the worker answers DONE.
+typedef struct {
+    cask_str_t key;
+    cask_str_t holder;
+} cask_copy_t;
+void cask_copy_put (cask_buf_t *buf, const cask_copy_t *rec);
+void cask_copy_get (cask_rd_t *rd, cask_copy_t *rec);
+
+//  RETIRE body (client -> broker): retire the nids workers listed, or when
+//  nids is 0, as many workers as it takes to leave `keep`. RETIRED
+//  (broker -> client) lists the ids retired in the same layout, keep 0.
+typedef struct {
+    uint32_t keep;
+    uint32_t nids;
+    cask_rd_t ids;              //  reader over nids u32 ids
+} cask_retire_t;
+void cask_retire_put (cask_buf_t *buf, uint32_t keep, const uint32_t *ids, uint32_t nids);
+void cask_retire_get (cask_rd_t *rd, cask_retire_t *rec);
 
 //  ERROR body, and LIBFAIL body (hash in `about`).
 typedef struct {

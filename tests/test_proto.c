@@ -675,6 +675,10 @@ static void s_done_get (cask_rd_t *rd, void *rec) { cask_done_get (rd, rec); }
 static void s_error_get (cask_rd_t *rd, void *rec) { cask_error_get (rd, rec); }
 static void s_task_get (cask_rd_t *rd, void *rec) { cask_task_get (rd, rec, false); }
 static void s_task_get_holders (cask_rd_t *rd, void *rec) { cask_task_get (rd, rec, true); }
+static void s_restrictions_get (cask_rd_t *rd, void *rec) { cask_restrictions_get (rd, rec); }
+static void s_stolen_get (cask_rd_t *rd, void *rec) { cask_stolen_get (rd, rec); }
+static void s_copy_get (cask_rd_t *rd, void *rec) { cask_copy_get (rd, rec); }
+static void s_retire_get (cask_rd_t *rd, void *rec) { cask_retire_get (rd, rec); }
 
 START_TEST (test_records_hello_func_worker_library)
 {
@@ -682,8 +686,10 @@ START_TEST (test_records_hello_func_worker_library)
     cask_buf_init (&buf);
     cask_rd_t rd;
 
-    cask_hello_t hello = { CASK_ROLE_WORKER, cask_str ("w1"), 8, 1ull << 40,
-                           cask_str ("tcp://127.0.0.1:5555") }, hello2;
+    cask_hello_t hello = { .role = CASK_ROLE_WORKER, .name = cask_str ("w1"), .nthreads = 8,
+                           .memory_limit = 1ull << 40, .endpoint = cask_str ("tcp://127.0.0.1:5555"),
+                           .nresources = 2, .resources = { { cask_str ("GPU"), 2 },
+                                                           { cask_str ("MEM"), 0.5 } } }, hello2;
     cask_hello_put (&buf, &hello);
     cask_rd_init (&rd, buf.data, buf.size);
     cask_hello_get (&rd, &hello2);
@@ -693,6 +699,9 @@ START_TEST (test_records_hello_func_worker_library)
     ck_assert_uint_eq (hello2.nthreads, 8);
     ck_assert (hello2.memory_limit == 1ull << 40);
     ck_assert (cask_str_eq (hello2.endpoint, "tcp://127.0.0.1:5555"));
+    ck_assert_uint_eq (hello2.nresources, 2);
+    ck_assert (cask_str_eq (hello2.resources [1].name, "MEM"));
+    ck_assert (hello2.resources [1].amount == 0.5);
     s_assert_truncations_fail (&buf, s_hello_get, &hello2);
 
     cask_buf_reset (&buf);
@@ -883,6 +892,105 @@ START_TEST (test_records_task_batch)
 }
 END_TEST
 
+//  Restrictions, in a task record and alone; STOLEN, COPY, RETIRE.
+START_TEST (test_records_restrictions_steal_copy_retire)
+{
+    cask_buf_t buf;
+    cask_buf_init (&buf);
+    cask_restrictions_t restrictions = {
+        .nworkers = 2, .workers = { cask_str ("alice"), cask_str ("tcp://10.0.0.2:4000") },
+        .nresources = 1, .resources = { { cask_str ("GPU"), 1 } } }, back;
+    cask_task_t task = { .key = cask_str ("gpu-task"), .fn = 3, .flags = CASK_TASK_RESTRICTED };
+    cask_task_put_head (&buf, &task);
+    cask_task_put_tail (&buf, 0, cask_str ("L"));
+    cask_restrictions_put (&buf, &restrictions);
+    cask_put_u8 (&buf, 0xEE);           //  what follows the record stays unread
+    cask_rd_t rd;
+    cask_rd_init (&rd, buf.data, buf.size);
+    cask_task_t read;
+    cask_task_get (&rd, &read, false);
+    ck_assert (!rd.failed);
+    ck_assert_uint_eq (cask_get_u8 (&rd), 0xEE);
+    cask_rd_t block;
+    cask_rd_init (&block, read.restrictions.ptr, read.restrictions.len);
+    cask_restrictions_get (&block, &back);
+    ck_assert (cask_rd_done (&block));
+    ck_assert_uint_eq (back.nworkers, 2);
+    ck_assert (cask_str_eq (back.workers [1], "tcp://10.0.0.2:4000"));
+    ck_assert_uint_eq (back.nresources, 1);
+    ck_assert (cask_str_eq (back.resources [0].name, "GPU"));
+    ck_assert (back.resources [0].amount == 1);
+
+    cask_buf_reset (&buf);
+    cask_restrictions_put (&buf, &restrictions);
+    s_assert_truncations_fail (&buf, s_restrictions_get, &back);
+
+    //  Amounts that could never match, empty names and too many entries
+    double bad [] = { 0, -1, NAN, INFINITY };
+    for (size_t index = 0; index < sizeof bad / sizeof bad [0]; index++) {
+        cask_restrictions_t wrong = { .nresources = 1, .resources = { { cask_str ("GPU"), bad [index] } } };
+        cask_buf_reset (&buf);
+        cask_restrictions_put (&buf, &wrong);
+        cask_rd_init (&rd, buf.data, buf.size);
+        cask_restrictions_get (&rd, &back);
+        ck_assert (rd.failed);
+        ck_assert_uint_eq (back.nresources, 0);
+    }
+    cask_buf_reset (&buf);
+    cask_put_u8 (&buf, 1);
+    cask_put_str8 (&buf, cask_str (""));
+    cask_put_u8 (&buf, 0);
+    cask_rd_init (&rd, buf.data, buf.size);
+    cask_restrictions_get (&rd, &back);
+    ck_assert (rd.failed);
+    cask_buf_reset (&buf);
+    cask_put_u8 (&buf, CASK_MAX_RESOURCES + 1);
+    for (int index = 0; index <= CASK_MAX_RESOURCES; index++)
+        cask_put_str8 (&buf, cask_str ("w"));
+    cask_put_u8 (&buf, 0);
+    cask_rd_init (&rd, buf.data, buf.size);
+    cask_restrictions_get (&rd, &back);
+    ck_assert (rd.failed);
+    restrictions.nworkers = CASK_MAX_RESOURCES + 1;
+    cask_buf_reset (&buf);
+    cask_restrictions_put (&buf, &restrictions);
+    ck_assert (buf.failed);
+
+    cask_buf_reset (&buf);
+    cask_stolen_t stolen = { cask_str ("k1"), 1 }, stolen2;
+    cask_stolen_put (&buf, &stolen);
+    s_assert_truncations_fail (&buf, s_stolen_get, &stolen2);
+    ck_assert (cask_str_eq (stolen2.key, "k1"));
+    ck_assert_uint_eq (stolen2.given_up, 1);
+
+    cask_buf_reset (&buf);
+    cask_copy_t copy = { cask_str ("k2"), cask_str ("tcp://127.0.0.1:9") }, copy2;
+    cask_copy_put (&buf, &copy);
+    s_assert_truncations_fail (&buf, s_copy_get, &copy2);
+    ck_assert (cask_str_eq (copy2.key, "k2"));
+    ck_assert (cask_str_eq (copy2.holder, "tcp://127.0.0.1:9"));
+
+    cask_buf_reset (&buf);
+    uint32_t ids [] = { 4, 9 };
+    cask_retire_put (&buf, 1, ids, 2);
+    cask_retire_t retire;
+    s_assert_truncations_fail (&buf, s_retire_get, &retire);
+    ck_assert_uint_eq (retire.keep, 1);
+    ck_assert_uint_eq (retire.nids, 2);
+    ck_assert_uint_eq (cask_get_u32 (&retire.ids), 4);
+    ck_assert_uint_eq (cask_get_u32 (&retire.ids), 9);
+    ck_assert (cask_rd_done (&retire.ids));
+    //  A count larger than the bytes left is malformed before anything is read
+    cask_buf_reset (&buf);
+    cask_put_u32 (&buf, 0);
+    cask_put_u32 (&buf, 1000000);
+    cask_rd_init (&rd, buf.data, buf.size);
+    cask_retire_get (&rd, &retire);
+    ck_assert (rd.failed);
+    cask_buf_free (&buf);
+}
+END_TEST
+
 START_TEST (test_records_task_hostile)
 {
     //  ndeps far beyond the bytes left fails without looping over them
@@ -1000,7 +1108,7 @@ s_round_trip_over (const char *transport)
     cask_buf_init (&body);
     cask_message_t out;
     cask_message_init (&out);
-    cask_hello_t hello = { CASK_ROLE_CLIENT, cask_str ("me"), 0, 0, cask_str ("") };
+    cask_hello_t hello = { .role = CASK_ROLE_CLIENT, .name = cask_str ("me"), .endpoint = cask_str ("") };
     cask_hello_put (&body, &hello);
     ck_assert_int_eq (cask_message_add_frame (&out, "payload", 7), 0);
     ck_assert_int_eq (cask_send (pair.dealer, NULL, CASK_MSG_HELLO, &body, &out), 0);
@@ -1419,6 +1527,7 @@ main (void)
     tcase_add_test (codec, test_records_state_done_error);
     tcase_add_test (codec, test_records_task_batch);
     tcase_add_test (codec, test_records_task_hostile);
+    tcase_add_test (codec, test_records_restrictions_steal_copy_retire);
 
     TCase *wire = tcase_create ("wire");
     tcase_set_timeout (wire, 60);

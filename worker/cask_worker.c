@@ -1679,8 +1679,10 @@ s_connect_broker (cask_worker_t *self)
         self->broker = NULL;
         return -1;
     }
-    cask_hello_t hello = { CASK_ROLE_WORKER, cask_str (self->name), self->config.nthreads,
-                           self->config.memory_limit, cask_str (self->endpoint) };
+    cask_hello_t hello = { .role = CASK_ROLE_WORKER, .name = cask_str (self->name),
+                           .nthreads = self->config.nthreads,
+                           .memory_limit = self->config.memory_limit,
+                           .endpoint = cask_str (self->endpoint) };
     cask_buf_reset (&self->scratch);
     cask_hello_put (&self->scratch, &hello);
     return cask_send (self->broker, NULL, CASK_MSG_HELLO, &self->scratch, NULL);

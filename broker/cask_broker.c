@@ -16,6 +16,12 @@
     each peer's file descriptor is taken from its HELLO (ZMQ_SRCFD), and a
     DISCONNECTED event names the descriptor that closed.
 
+    Scaling down: RETIRE from a client makes the graph retire workers
+    (steal back their queued tasks, copy their needed results elsewhere);
+    when the graph says one retired, it gets RETIRE, the clients hear it
+    left, and its peer record stays, ignored, until its BYE or its
+    connection closes. The client gets RETIRED once all it asked for left.
+
     RESTART forgets the graph at once and sends RESTART to every worker;
     until a worker answers RESTARTED, its DONEs are for tasks from before
     (the pipe keeps order), so they are ignored. The client that asked gets
@@ -70,11 +76,15 @@ typedef struct {
     char endpoint [CASK_MAX_KEY + 1];   //  workers: peer endpoint
     uint32_t nthreads;
     uint64_t memory_limit;
+    cJSON *resources;           //  workers: what it declared, for REPORT
     int fd;                     //  its connection's descriptor, or -1
     uint32_t restarts_owed;     //  workers: RESTARTs not answered yet
+    bool retired;               //  workers: told to leave, forgotten by the graph
     bool dirty;                 //  has batches to flush
     s_batch_t frees;
     s_batch_t tasks;
+    s_batch_t steals;
+    s_batch_t copies;
     s_batch_t states;
 } s_peer_t;
 
@@ -100,6 +110,14 @@ typedef struct {
     int64_t deadline;           //  zclock_mono
 } s_restart_t;
 
+//  A client waiting for RETIRED: ids [0, pending) have not left yet.
+typedef struct {
+    uint32_t client;
+    uint32_t nids;
+    uint32_t pending;
+    uint32_t *ids;
+} s_retire_t;
+
 struct _cask_broker_t {
     void *context;
     void *socket;
@@ -121,6 +139,8 @@ struct _cask_broker_t {
     size_t tasks_peak;          //  most tasks since memory was last trimmed
     s_restart_t *restarts;      //  clients waiting for RESTARTED
     size_t nrestarts;
+    s_retire_t *retires;        //  clients waiting for RETIRED
+    size_t nretires;
     cask_message_t msg;         //  the message being handled
     cask_buf_t out;             //  body of the message being sent at once
 };
@@ -155,8 +175,11 @@ s_peer_destroy (s_peer_t **self_p)
     if (!self)
         return;
     zmq_msg_close (&self->routing);
+    cJSON_Delete (self->resources);
     s_batch_free (&self->frees);
     s_batch_free (&self->tasks);
+    s_batch_free (&self->steals);
+    s_batch_free (&self->copies);
     s_batch_free (&self->states);
     free (self);
     *self_p = NULL;
@@ -214,8 +237,18 @@ s_peer_new (cask_broker_t *self, const zmq_msg_t *routing, const cask_hello_t *h
     peer->nthreads = hello->nthreads;
     peer->memory_limit = hello->memory_limit;
     peer->fd = -1;
+    if (hello->nresources) {
+        peer->resources = cJSON_CreateObject ();
+        for (uint8_t i = 0; peer->resources && i < hello->nresources; i++) {
+            char name [CASK_MAX_KEY + 1];
+            cask_str_copy (hello->resources [i].name, name, sizeof name);
+            cJSON_AddNumberToObject (peer->resources, name, hello->resources [i].amount);
+        }
+    }
     s_batch_init (&peer->frees);
     s_batch_init (&peer->tasks);
+    s_batch_init (&peer->steals);
+    s_batch_init (&peer->copies);
     s_batch_init (&peer->states);
 
     char key [S_ROUTING_KEY];
@@ -271,11 +304,22 @@ s_batch_send (cask_broker_t *self, s_peer_t *peer, s_batch_t *batch, uint8_t com
                                      &batch->frames));
 }
 
+//  Sends what is batched for worker in the order it must see it: a FREE
+//  was made before any TASK or COPY batched with it (a later one flushes
+//  these first), and a STEAL follows the TASK it names.
 static void
-s_peer_flush (cask_broker_t *self, s_peer_t *peer)
+s_peer_flush_work (cask_broker_t *self, s_peer_t *peer)
 {
     s_batch_send (self, peer, &peer->frees, CASK_MSG_FREE);
     s_batch_send (self, peer, &peer->tasks, CASK_MSG_TASK);
+    s_batch_send (self, peer, &peer->steals, CASK_MSG_STEAL);
+    s_batch_send (self, peer, &peer->copies, CASK_MSG_COPY);
+}
+
+static void
+s_peer_flush (cask_broker_t *self, s_peer_t *peer)
+{
+    s_peer_flush_work (self, peer);
     s_batch_send (self, peer, &peer->states, CASK_MSG_STATE);
 }
 
@@ -371,21 +415,64 @@ s_sink_cancelled (void *arg, uint32_t client, cask_str_t key, const char *messag
     cask_state_put (body, &rec);
 }
 
-//  A FREE may name a task dispatched earlier in this wake-up, whose TASK
-//  waits in the batch: what is batched goes out first, so the worker sees
-//  the FREE after that TASK.
+//  A FREE may name a task dispatched, or a copy asked for, earlier in this
+//  wake-up, whose TASK or COPY waits in a batch: what is batched goes out
+//  first, so the worker sees the FREE after it.
 static void
 s_sink_free (void *arg, uint32_t worker, cask_str_t key)
 {
     cask_broker_t *self = (cask_broker_t *) arg;
     s_peer_t *peer = s_peer_by_id (self->workers, worker);
-    if (peer && peer->tasks.records.count) {
-        s_batch_send (self, peer, &peer->frees, CASK_MSG_FREE);
-        s_batch_send (self, peer, &peer->tasks, CASK_MSG_TASK);
-    }
+    if (peer && (peer->tasks.records.count || peer->copies.records.count))
+        s_peer_flush_work (self, peer);
     cask_buf_t *body = peer ? s_batch_add (self, peer, &peer->frees, 0) : NULL;
     if (body)
         cask_put_str8 (body, key);
+}
+
+static void
+s_sink_steal (void *arg, uint32_t worker, cask_str_t key)
+{
+    cask_broker_t *self = (cask_broker_t *) arg;
+    s_peer_t *peer = s_peer_by_id (self->workers, worker);
+    cask_buf_t *body = peer ? s_batch_add (self, peer, &peer->steals, 0) : NULL;
+    if (body)
+        cask_put_str8 (body, key);
+}
+
+static void
+s_sink_copy (void *arg, uint32_t worker, cask_str_t key, cask_str_t holder)
+{
+    cask_broker_t *self = (cask_broker_t *) arg;
+    s_peer_t *peer = s_peer_by_id (self->workers, worker);
+    cask_buf_t *body = peer ? s_batch_add (self, peer, &peer->copies, 0) : NULL;
+    cask_copy_t rec = { key, holder };
+    if (body)
+        cask_copy_put (body, &rec);
+}
+
+static void s_tell_clients_worker (cask_broker_t *self, s_peer_t *worker, bool joined);
+static void s_retires_note (cask_broker_t *self, uint32_t worker);
+
+//  The graph is done with a retiring worker: it is told to leave, after
+//  what is batched for it, and the clients hear it left.
+static void
+s_sink_retired (void *arg, uint32_t worker)
+{
+    cask_broker_t *self = (cask_broker_t *) arg;
+    s_peer_t *peer = s_peer_by_id (self->workers, worker);
+    if (!peer)
+        return;
+    cask_log_print (self->log, CASK_LOG_INFO, "worker %u retired: %s", peer->id, peer->name);
+    s_peer_flush_work (self, peer);
+    cask_buf_reset (&self->out);
+    s_send (self, peer, CASK_MSG_RETIRE, &self->out, NULL);
+    peer->retired = true;
+    char key [S_ID_KEY];
+    s_id_key (peer->id, key);
+    zhashx_delete (self->workers, key);
+    s_tell_clients_worker (self, peer, false);
+    s_retires_note (self, peer->id);
 }
 
 //  ---------------------------------------------------------------------
@@ -686,7 +773,7 @@ s_on_hello (cask_broker_t *self, cask_rd_t *rd)
         for (size_t i = 0; i < self->nlibraries; i++)
             s_library_send (self, self->libraries [i], peer);
         s_tell_clients_worker (self, peer, true);
-        if (cask_graph_worker_add (self->graph, peer->id, cask_str (peer->endpoint), peer->nthreads))
+        if (cask_graph_worker_add (self->graph, peer->id, &hello))
             cask_log_print (self->log, CASK_LOG_ERROR, "graph refused worker %u", peer->id);
     }
 }
@@ -699,9 +786,11 @@ s_peer_gone (cask_broker_t *self, s_peer_t *peer, const char *how)
                     how, peer->name);
     if (peer->role == CASK_ROLE_CLIENT)
         cask_graph_client_gone (self->graph, peer->id);
-    else {
+    else
+    if (!peer->retired) {
         cask_graph_worker_remove (self->graph, peer->id);
         s_tell_clients_worker (self, peer, false);
+        s_retires_note (self, peer->id);
     }
     s_peer_remove (self, peer);
     s_restarts_check (self);
@@ -963,6 +1052,160 @@ s_on_dataset (cask_broker_t *self, s_peer_t *client, cask_rd_t *rd)
     s_send (self, client, CASK_MSG_ERROR, &self->out, NULL);
 }
 
+//  ---------------------------------------------------------------------
+//  Retiring workers
+
+static void
+s_send_retired (cask_broker_t *self, uint32_t client_id, const uint32_t *ids, uint32_t nids)
+{
+    s_peer_t *client = s_peer_by_id (self->clients, client_id);
+    if (!client)
+        return;
+    s_peer_flush (self, client);    //  its news from before come first
+    cask_buf_reset (&self->out);
+    cask_retire_put (&self->out, 0, ids, nids);
+    s_send (self, client, CASK_MSG_RETIRED, &self->out, NULL);
+}
+
+//  worker left (retired or gone): the clients waiting for nothing else
+//  hear RETIRED.
+static void
+s_retires_note (cask_broker_t *self, uint32_t worker)
+{
+    size_t kept = 0;
+    for (size_t i = 0; i < self->nretires; i++) {
+        s_retire_t *retire = &self->retires [i];
+        for (uint32_t j = 0; j < retire->pending; j++)
+            if (retire->ids [j] == worker) {
+                retire->ids [j] = retire->ids [--retire->pending];
+                retire->ids [retire->pending] = worker;
+                break;
+            }
+        if (retire->pending == 0) {
+            s_send_retired (self, retire->client, retire->ids, retire->nids);
+            free (retire->ids);
+        }
+        else
+            self->retires [kept++] = *retire;
+    }
+    self->nretires = kept;
+}
+
+//  Orders workers to retire first: fewest result bytes, then fewest
+//  tasks in flight, then the youngest.
+typedef struct {
+    uint32_t id;
+    uint32_t inflight;
+    uint64_t nbytes;
+} s_candidate_t;
+
+static int
+s_candidate_compare (const void *a, const void *b)
+{
+    const s_candidate_t *x = (const s_candidate_t *) a, *y = (const s_candidate_t *) b;
+    if (x->nbytes != y->nbytes)
+        return x->nbytes < y->nbytes ? -1 : 1;
+    if (x->inflight != y->inflight)
+        return x->inflight < y->inflight ? -1 : 1;
+    return x->id > y->id ? -1 : x->id < y->id;
+}
+
+//  Fills ids with the workers to retire to leave keep (or with those of the
+//  request that exist). Returns how many.
+static uint32_t
+s_retire_choose (cask_broker_t *self, const cask_retire_t *rec, uint32_t *ids)
+{
+    size_t count = 0;
+    cask_rd_t listed = rec->ids;
+    for (uint32_t i = 0; i < rec->nids; i++) {
+        uint32_t id = cask_get_u32 (&listed);
+        bool seen = false;
+        for (size_t j = 0; j < count; j++)
+            seen |= ids [j] == id;
+        if (!seen && s_peer_by_id (self->workers, id))
+            ids [count++] = id;
+    }
+    if (rec->nids)
+        return (uint32_t) count;
+    s_candidate_t *candidates = (s_candidate_t *) calloc (zhashx_size (self->workers) + 1,
+                                                          sizeof (s_candidate_t));
+    if (!candidates)
+        return 0;
+    for (s_peer_t *peer = zhashx_first (self->workers); peer; peer = zhashx_next (self->workers)) {
+        s_candidate_t *candidate = &candidates [count];
+        uint64_t done;
+        if (cask_graph_worker_load (self->graph, peer->id, &candidate->inflight, &done,
+                                    &candidate->nbytes) == 0) {
+            candidate->id = peer->id;
+            count++;
+        }
+    }
+    size_t staying = count - cask_graph_retiring (self->graph);
+    qsort (candidates, count, sizeof (s_candidate_t), s_candidate_compare);
+    uint32_t chosen = 0;
+    for (size_t i = 0; i < count && staying > rec->keep; i++)
+        if (cask_graph_worker_retire (self->graph, candidates [i].id) == 0) {
+            ids [chosen++] = candidates [i].id;
+            staying--;
+        }
+    free (candidates);
+    return chosen;
+}
+
+static void
+s_on_retire (cask_broker_t *self, s_peer_t *client, cask_rd_t *rd)
+{
+    cask_retire_t rec;
+    cask_retire_get (rd, &rec);
+    if (!cask_rd_done (rd)) {
+        s_reply_error (self, CASK_ERR_MALFORMED, "malformed RETIRE");
+        return;
+    }
+    s_retire_t *retires = (s_retire_t *) realloc (self->retires,
+        (self->nretires + 1) * sizeof (s_retire_t));
+    uint32_t *ids = (uint32_t *) malloc ((zhashx_size (self->workers) + 1) * sizeof (uint32_t));
+    if (retires)
+        self->retires = retires;
+    if (!retires || !ids) {
+        free (ids);
+        s_reply_error (self, CASK_ERR_MALFORMED, "out of memory for a RETIRE");
+        return;
+    }
+    uint32_t nids = s_retire_choose (self, &rec, ids);
+    if (rec.nids)
+        for (uint32_t i = 0; i < nids; i++)
+            cask_graph_worker_retire (self->graph, ids [i]);
+    cask_log_print (self->log, CASK_LOG_INFO, "client %u retires %u workers", client->id, nids);
+    //  Those that retired at once (they held nothing) go behind the others
+    uint32_t pending = 0;
+    for (uint32_t i = 0; i < nids; i++)
+        if (s_peer_by_id (self->workers, ids [i])) {
+            uint32_t id = ids [i];
+            ids [i] = ids [pending];
+            ids [pending++] = id;
+        }
+    if (pending == 0) {
+        s_send_retired (self, client->id, ids, nids);
+        free (ids);
+        return;
+    }
+    self->retires [self->nretires++] = (s_retire_t) { client->id, nids, pending, ids };
+}
+
+static void
+s_on_stolen (cask_broker_t *self, s_peer_t *worker, cask_rd_t *rd)
+{
+    uint32_t count = cask_get_u32 (rd);
+    for (uint32_t i = 0; i < count && !rd->failed; i++) {
+        cask_stolen_t rec;
+        cask_stolen_get (rd, &rec);
+        if (!rd->failed)
+            cask_graph_stolen (self->graph, worker->id, rec.key, rec.given_up != 0);
+    }
+    if (!cask_rd_done (rd))
+        s_reply_error (self, CASK_ERR_MALFORMED, "malformed STOLEN");
+}
+
 static void
 s_on_done (cask_broker_t *self, s_peer_t *worker, cask_rd_t *rd)
 {
@@ -1033,6 +1276,8 @@ s_report_workers (cask_broker_t *self)
         cJSON_AddNumberToObject (worker, "tasks_done", (double) tasks_done);
         cJSON_AddNumberToObject (worker, "memory_limit", (double) peer->memory_limit);
         cJSON_AddNumberToObject (worker, "bytes_held", (double) nbytes);
+        cJSON_AddItemToObject (worker, "resources", peer->resources
+                               ? cJSON_Duplicate (peer->resources, true) : cJSON_CreateObject ());
         cJSON_AddItemToArray (workers, worker);
     }
     return workers;
@@ -1113,10 +1358,12 @@ s_allowed (uint8_t command, uint8_t role)
         case CASK_MSG_PUBLISH:
         case CASK_MSG_LOOKUP:
         case CASK_MSG_UNPUBLISH:
+        case CASK_MSG_RETIRE:
             return role == CASK_ROLE_CLIENT;
         case CASK_MSG_DONE:
         case CASK_MSG_LIBFAIL:
         case CASK_MSG_RESTARTED:
+        case CASK_MSG_STOLEN:
             return role == CASK_ROLE_WORKER;
         default:
             return false;
@@ -1139,7 +1386,9 @@ s_dispatch_command (cask_broker_t *self, s_peer_t *peer, cask_rd_t *rd)
         case CASK_MSG_PUBLISH:
         case CASK_MSG_LOOKUP:
         case CASK_MSG_UNPUBLISH: s_on_dataset (self, peer, rd); break;
+        case CASK_MSG_RETIRE: s_on_retire (self, peer, rd); break;
         case CASK_MSG_DONE: s_on_done (self, peer, rd); break;
+        case CASK_MSG_STOLEN: s_on_stolen (self, peer, rd); break;
         case CASK_MSG_RESTARTED: s_on_restarted (self, peer); break;
         default: s_on_libfail (self, peer, rd); break;
     }
@@ -1171,6 +1420,10 @@ s_handle (cask_broker_t *self)
     else
     if (!peer)
         s_reply_error (self, CASK_ERR_COMMAND, "%s before HELLO", cask_command_name (msg->command));
+    else
+    if (peer->retired && msg->command != CASK_MSG_BYE)
+        cask_log_print (self->log, CASK_LOG_DEBUG, "ignoring %s from retired worker %u",
+                        cask_command_name (msg->command), peer->id);
     else
     if (!s_allowed (msg->command, peer->role))
         s_reply_error (self, CASK_ERR_COMMAND, "command %s (0x%02x) is not valid from a %s",
@@ -1250,7 +1503,8 @@ cask_broker_new (const char *endpoint, bool verbose)
     self->log = cask_log_new ("cask-broker", verbose ? CASK_LOG_DEBUG : CASK_LOG_INFO);
     cask_message_init (&self->msg);
     cask_buf_init (&self->out);
-    cask_graph_sink_t sink = { s_sink_dispatch, s_sink_state, s_sink_free, s_sink_cancelled };
+    cask_graph_sink_t sink = { s_sink_dispatch, s_sink_state, s_sink_free, s_sink_cancelled,
+                               s_sink_steal, s_sink_copy, s_sink_retired };
     self->graph = cask_graph_new (&sink, self);
     self->peers = zhashx_new ();
     self->clients = zhashx_new ();
@@ -1290,6 +1544,9 @@ cask_broker_destroy (cask_broker_t **self_p)
     free (self->libraries);
     free (self->dirty);
     free (self->restarts);
+    for (size_t i = 0; i < self->nretires; i++)
+        free (self->retires [i].ids);
+    free (self->retires);
     cask_message_close (&self->msg);
     cask_buf_free (&self->out);
     cask_log_destroy (&self->log);
@@ -1320,6 +1577,7 @@ cask_broker_run (cask_broker_t *self, volatile sig_atomic_t *stop)
             return -1;
         }
         s_restarts_check (self);
+        cask_graph_balance (self->graph);
         s_flush (self);
         s_trim_memory (self);
     }

@@ -25,8 +25,19 @@
 //  Placement cost model: seconds to move a byte, and to fetch at all.
 #define S_BANDWIDTH 100e6
 #define S_FETCH_LATENCY 100e-6
-//  Mean duration of a function never seen to finish, in seconds.
-#define S_DEFAULT_DURATION 1e-3
+//  A worker with all threads busy has room while its queue holds less than
+//  this much work per thread, in seconds: fast tasks never wait for a
+//  round trip to the broker, slow ones stay where any worker can take them.
+#define S_PREFETCH 2e-3
+//  Mean duration of a function never seen to finish, in seconds: as long as
+//  the prefetch, so a worker takes no more of them than it has threads.
+#define S_DEFAULT_DURATION S_PREFETCH
+//  What a worker spends on a task besides its function, in seconds.
+#define S_TASK_OVERHEAD 2e-6
+//  What moving a queued task costs beyond its data: the STEAL round trip.
+#define S_STEAL_COST 300e-6
+//  Distinct resource names a cluster may declare.
+#define S_MAX_RESOURCE_NAMES 64
 //  The mean duration follows the last S_DURATION_WINDOW runs.
 #define S_DURATION_WINDOW 16
 //  The task map is rebuilt when it holds less than 1/S_SHRINK_RATIO of
@@ -46,17 +57,55 @@ typedef enum {
     S_NSTATES
 } s_state_t;
 
+//  Tasks in a list through prev/next.
+typedef struct {
+    cask_gtask_t *head;
+    cask_gtask_t *tail;
+} s_list_t;
+
+//  A resource a worker declares: total, and what its running tasks use.
+typedef struct {
+    uint16_t id;                //  index in the graph's resource names
+    double total;
+    double used;
+} s_supply_t;
+
 typedef struct {
     uint32_t id;
     uint32_t nthreads;
     uint32_t inflight;
+    uint32_t stealing;          //  STEALs asked and not answered
+    uint32_t copies;            //  COPYs of its results not done (retiring)
+    bool retiring;
+    double occupancy;           //  estimated seconds of its tasks in flight
+    s_list_t flight;            //  its tasks in flight, oldest first
     uint64_t tasks_done;
     uint64_t nbytes;            //  bytes of results held
+    uint64_t incoming;          //  bytes being copied to it
     uint64_t local_bytes;       //  scratch: bytes of a task's deps held here
     uint32_t local_deps;        //  scratch: how many of its deps are here
+    uint8_t nsupplies;
+    s_supply_t supplies [CASK_MAX_RESOURCES];
     size_t endpoint_len;
     char endpoint [CASK_MAX_KEY + 1];
+    size_t name_len;
+    char name [CASK_MAX_KEY + 1];
 } s_worker_t;
+
+//  Where a task may run (see cask_restrictions_t): one allocation.
+typedef struct {
+    uint8_t nnames;
+    uint8_t nresources;
+    cask_str_t names [CASK_MAX_RESOURCES];      //  workers; views into text
+    cask_str_t resource [CASK_MAX_RESOURCES];   //  resource names; the same
+    double amount [CASK_MAX_RESOURCES];
+    char text [];
+} s_restrict_t;
+
+//  Scheduling marks of a processing task (sched).
+#define S_STEALING 0x01         //  a STEAL is on its way
+#define S_STEAL_REFUSED 0x02    //  started already: never ask again
+#define S_COPY_FAILED 0x04      //  memory: a copy of it failed, do not retry
 
 //  A failure, shared by the task that failed and every task it took down.
 typedef struct {
@@ -91,6 +140,8 @@ struct _cask_gtask_t {
     uint8_t type;               //  memory: cask_type_t of the result
     uint8_t retries;            //  runs left after a failure
     bool scattered;             //  uploaded by a client: no function, no lineage
+    uint8_t sched;              //  S_STEALING, S_STEAL_REFUSED, S_COPY_FAILED
+    float estimate;             //  processing: seconds it adds to its worker
     uint32_t mark;              //  walk that last visited it (cancel)
     uint32_t fn;
     int32_t priority;
@@ -106,11 +157,13 @@ struct _cask_gtask_t {
     uint32_t key_len;
     uint64_t nbytes;            //  memory: size of the result
     s_worker_t *worker;         //  processing: runs it; memory: holds it
+    s_worker_t *copy_to;        //  memory: where a COPY of it is being made
+    s_restrict_t *restrictions; //  NULL: any worker
     s_error_t *error;           //  erred: why
     s_dependent_t *dependents;
     s_hold_t *holds;            //  hold_inline, or heap when more clients
     s_hold_t hold_inline;
-    cask_gtask_t *prev, *next;  //  ready queue
+    cask_gtask_t *prev, *next;  //  ready: its queue; processing: its worker's list
     s_dep_t *deps;              //  these four point into this allocation
     zmq_msg_t *frames;
     uint8_t *args;
@@ -150,8 +203,11 @@ struct _cask_graph_t {
     size_t capworkers;
     s_function_t *functions;    //  indexed by id
     size_t nfunctions;
-    cask_gtask_t *ready_head;   //  ready tasks waiting for a worker
-    cask_gtask_t *ready_tail;
+    s_list_t ready;             //  ready tasks waiting for room, by priority
+    s_list_t restricted;        //  the same, of restricted tasks
+    uint32_t steals;            //  STEALs asked and not answered
+    char *resources [S_MAX_RESOURCE_NAMES];     //  names workers declared
+    size_t nresources;
     s_vec_t touched;            //  to settle
     s_vec_t stack;              //  walks over dependents (failure, cancel)
 };
@@ -218,6 +274,36 @@ s_touch (cask_graph_t *self, cask_gtask_t *task)
         task->touched = true;
         s_vec_push (&self->touched, task);
     }
+}
+
+static void
+s_list_unlink (s_list_t *list, cask_gtask_t *task)
+{
+    if (task->prev)
+        task->prev->next = task->next;
+    else
+        list->head = task->next;
+    if (task->next)
+        task->next->prev = task->prev;
+    else
+        list->tail = task->prev;
+    task->prev = task->next = NULL;
+}
+
+//  Inserts task after after (NULL: at the head).
+static void
+s_list_insert (s_list_t *list, cask_gtask_t *after, cask_gtask_t *task)
+{
+    task->prev = after;
+    task->next = after ? after->next : list->head;
+    if (task->next)
+        task->next->prev = task;
+    else
+        list->tail = task;
+    if (after)
+        after->next = task;
+    else
+        list->head = task;
 }
 
 //  ---------------------------------------------------------------------
@@ -287,11 +373,112 @@ s_worker (cask_graph_t *self, uint32_t id)
     return NULL;
 }
 
-//  The worker where task would start soonest: the time to fetch the
-//  dependency bytes it lacks, plus the time its queue takes to drain.
-//  avoid (may be NULL) is taken only when it is the only worker.
+//  What task adds to its worker's queue, in seconds.
+static double
+s_estimate (cask_graph_t *self, const cask_gtask_t *task)
+{
+    s_function_t *function = s_function (self, task->fn);
+    double duration = function && function->runs ? function->mean_duration : S_DEFAULT_DURATION;
+    return (task->scattered ? 0 : duration) + S_TASK_OVERHEAD;
+}
+
+//  Seconds of work queued per thread of worker.
+static double
+s_load (const s_worker_t *worker)
+{
+    return worker->occupancy / worker->nthreads;
+}
+
+//  Seconds before a new task could start on worker: none while a thread
+//  is free, else until its queue drained.
+static double
+s_queue_wait (const s_worker_t *worker)
+{
+    return worker->inflight < worker->nthreads ? 0 : s_load (worker);
+}
+
+static bool
+s_has_room (const s_worker_t *worker)
+{
+    return worker->inflight < worker->nthreads
+        || worker->occupancy < worker->nthreads * S_PREFETCH;
+}
+
+//  What worker declares of resource name, or NULL. Names are compared, not
+//  made ids, so what clients ask for cannot fill the table of names.
+static s_supply_t *
+s_supply (cask_graph_t *self, s_worker_t *worker, cask_str_t name)
+{
+    for (uint8_t i = 0; i < worker->nsupplies; i++)
+        if (cask_str_eq (name, self->resources [worker->supplies [i].id]))
+            return &worker->supplies [i];
+    return NULL;
+}
+
+static bool
+s_named (const s_worker_t *worker, const s_restrict_t *restrictions)
+{
+    for (uint8_t i = 0; i < restrictions->nnames; i++) {
+        cask_str_t name = restrictions->names [i];
+        if ((name.len == worker->name_len && memcmp (name.ptr, worker->name, name.len) == 0)
+        ||  (name.len == worker->endpoint_len && memcmp (name.ptr, worker->endpoint, name.len) == 0))
+            return true;
+    }
+    return restrictions->nnames == 0;
+}
+
+//  True when worker may run a task of these restrictions: now (its free
+//  resources suffice), or ever (what it declares suffices).
+static bool
+s_fits (cask_graph_t *self, s_worker_t *worker, const s_restrict_t *restrictions, bool now)
+{
+    if (worker->retiring)
+        return false;
+    if (!restrictions)
+        return true;
+    if (!s_named (worker, restrictions))
+        return false;
+    for (uint8_t i = 0; i < restrictions->nresources; i++) {
+        s_supply_t *supply = s_supply (self, worker, restrictions->resource [i]);
+        double free = supply ? supply->total - (now ? supply->used : 0) : 0;
+        if (free < restrictions->amount [i] * (1 - 1e-9))
+            return false;
+    }
+    return true;
+}
+
+//  The resources a task of these restrictions holds on worker while it
+//  runs: taken (sign 1) or given back (-1).
+static void
+s_supplies_use (cask_graph_t *self, s_worker_t *worker, const s_restrict_t *restrictions,
+                int sign)
+{
+    for (uint8_t i = 0; restrictions && i < restrictions->nresources; i++) {
+        s_supply_t *supply = s_supply (self, worker, restrictions->resource [i]);
+        if (supply)
+            supply->used += sign * restrictions->amount [i];
+    }
+}
+
+//  Seconds to bring the dependencies of task that worker lacks.
+static double
+s_transfer_cost (const cask_gtask_t *task, const s_worker_t *worker)
+{
+    double cost = 0;
+    for (uint32_t i = 0; i < task->ndeps; i++) {
+        const cask_gtask_t *dep = task->deps [i].task;
+        if (dep->worker != worker)
+            cost += dep->nbytes / S_BANDWIDTH + S_FETCH_LATENCY;
+    }
+    return cost;
+}
+
+//  The worker that may run task now where it would start soonest: the time
+//  to fetch the dependency bytes it lacks, plus the time its queue takes to
+//  drain; NULL when none may. *room says whether any such worker has room.
+//  avoid (may be NULL) is taken only when no other worker may run it.
 static s_worker_t *
-s_place (cask_graph_t *self, cask_gtask_t *task, s_worker_t *avoid)
+s_place (cask_graph_t *self, cask_gtask_t *task, s_worker_t *avoid, bool *room)
 {
     uint64_t total_bytes = 0;
     for (size_t i = 0; i < self->nworkers; i++) {
@@ -306,24 +493,84 @@ s_place (cask_graph_t *self, cask_gtask_t *task, s_worker_t *avoid)
             dep->worker->local_deps++;
         }
     }
-    s_function_t *function = s_function (self, task->fn);
-    double duration = function && function->runs ? function->mean_duration
-                                                  : S_DEFAULT_DURATION;
-    s_worker_t *best = NULL;
+    s_worker_t *best = NULL, *fallback = NULL;
     double best_start = 0;
+    *room = false;
     for (size_t i = 0; i < self->nworkers; i++) {
         s_worker_t *worker = self->workers [i];
-        if (worker == avoid && self->nworkers > 1)
+        if (!s_fits (self, worker, task->restrictions, true))
             continue;
+        if (worker == avoid) {
+            fallback = worker;
+            continue;
+        }
+        *room |= s_has_room (worker);
         double start = (total_bytes - worker->local_bytes) / S_BANDWIDTH
                      + (task->ndeps - worker->local_deps) * S_FETCH_LATENCY
-                     + (double) worker->inflight / worker->nthreads * duration;
-        if (!best || start < best_start) {
+                     + s_queue_wait (worker);
+        //  Equal starts (free threads on both): the less loaded
+        if (!best || start < best_start
+        ||  (start == best_start && s_load (worker) < s_load (best))) {
             best = worker;
             best_start = start;
         }
     }
+    if (!best && fallback) {
+        best = fallback;
+        *room = s_has_room (fallback);
+    }
     return best;
+}
+
+//  Workers that do not retire.
+static size_t
+s_staying (cask_graph_t *self)
+{
+    size_t count = 0;
+    for (size_t i = 0; i < self->nworkers; i++)
+        count += !self->workers [i]->retiring;
+    return count;
+}
+
+//  True when workers are connected but none of them could ever run task.
+static bool
+s_unrunnable (cask_graph_t *self, cask_gtask_t *task)
+{
+    if (!task->restrictions || s_staying (self) == 0)
+        return false;
+    for (size_t i = 0; i < self->nworkers; i++)
+        if (s_fits (self, self->workers [i], task->restrictions, false))
+            return false;
+    return true;
+}
+
+//  task is processing on worker from now on.
+static void
+s_assign (cask_graph_t *self, cask_gtask_t *task, s_worker_t *worker)
+{
+    task->worker = worker;
+    task->estimate = (float) s_estimate (self, task);
+    worker->inflight++;
+    worker->occupancy += task->estimate;
+    s_list_insert (&worker->flight, worker->flight.tail, task);
+    s_supplies_use (self, worker, task->restrictions, 1);
+}
+
+//  task, processing, is no longer on its worker (done, dropped, stolen).
+static void
+s_unassign (cask_graph_t *self, cask_gtask_t *task)
+{
+    s_worker_t *worker = task->worker;
+    s_list_unlink (&worker->flight, task);
+    worker->inflight--;
+    worker->occupancy = worker->inflight ? worker->occupancy - task->estimate : 0;
+    s_supplies_use (self, worker, task->restrictions, -1);
+    if (task->sched & S_STEALING) {
+        worker->stealing--;
+        self->steals--;
+    }
+    task->sched = 0;
+    task->worker = NULL;
 }
 
 //  ---------------------------------------------------------------------
@@ -428,30 +675,22 @@ s_drop_fire (cask_graph_t *self, cask_gtask_t *task)
 //  exactly a task in S_READY, and a task holds a need on each dependency
 //  exactly while it is waiting, ready or processing.
 
-static void
-s_queue_unlink (cask_graph_t *self, cask_gtask_t *task)
+static s_list_t *
+s_queue_of (cask_graph_t *self, cask_gtask_t *task)
 {
-    if (task->prev)
-        task->prev->next = task->next;
-    else
-        self->ready_head = task->next;
-    if (task->next)
-        task->next->prev = task->prev;
-    else
-        self->ready_tail = task->prev;
-    task->prev = task->next = NULL;
+    return task->restrictions ? &self->restricted : &self->ready;
 }
 
+//  Queues a ready task behind every task of its priority or higher. Tasks
+//  mostly share one priority, so the walk from the tail is short.
 static void
 s_queue_append (cask_graph_t *self, cask_gtask_t *task)
 {
-    task->prev = self->ready_tail;
-    task->next = NULL;
-    if (self->ready_tail)
-        self->ready_tail->next = task;
-    else
-        self->ready_head = task;
-    self->ready_tail = task;
+    s_list_t *queue = s_queue_of (self, task);
+    cask_gtask_t *after = queue->tail;
+    while (after && after->priority < task->priority)
+        after = after->prev;
+    s_list_insert (queue, after, task);
 }
 
 //  Sets and returns how many dependencies of a waiting task are not in memory.
@@ -493,7 +732,7 @@ s_set_state (cask_graph_t *self, cask_gtask_t *task, s_state_t state)
 {
     s_state_t old = (s_state_t) task->state;
     if (old == S_READY)
-        s_queue_unlink (self, task);
+        s_list_unlink (s_queue_of (self, task), task);
     if (state == S_READY)
         s_queue_append (self, task);
     self->counts [old]--;
@@ -510,27 +749,48 @@ static void
 s_dispatch (cask_graph_t *self, cask_gtask_t *task, s_worker_t *worker)
 {
     s_set_state (self, task, S_PROCESSING);
-    task->worker = worker;
-    worker->inflight++;
+    s_assign (self, task, worker);
     self->sink.dispatch (self->arg, worker->id, task);
 }
 
-//  All dependencies are in memory: run it, or queue it until a worker joins.
+static void s_fail_unrunnable (cask_graph_t *self, cask_gtask_t *task);
+
+//  All dependencies are in memory: run it where it would start soonest
+//  while some worker has room, else queue it (on the broker) until one has.
+//  avoid (may be NULL) runs it only if no other worker may.
 static void
-s_make_ready (cask_graph_t *self, cask_gtask_t *task)
+s_make_ready (cask_graph_t *self, cask_gtask_t *task, s_worker_t *avoid)
 {
-    s_worker_t *worker = s_place (self, task, NULL);
-    if (worker)
+    bool room;
+    s_worker_t *worker = s_place (self, task, avoid, &room);
+    if (worker && room)
         s_dispatch (self, task, worker);
     else
+    if (!worker && s_unrunnable (self, task))
+        s_fail_unrunnable (self, task);
+    else
+    if (task->state != S_READY)
         s_set_state (self, task, S_READY);
+}
+
+//  A copy of task's result being made for a retiring holder is dropped.
+static void
+s_copy_drop (cask_graph_t *self, cask_gtask_t *task)
+{
+    self->sink.free (self->arg, task->copy_to->id, s_view (task->key, task->key_len));
+    task->copy_to->incoming -= task->nbytes;
+    task->copy_to = NULL;
+    task->worker->copies--;
 }
 
 static void
 s_lose_result (cask_graph_t *self, cask_gtask_t *task)
 {
+    if (task->copy_to)
+        s_copy_drop (self, task);
     task->worker->nbytes -= task->nbytes;
     task->worker = NULL;
+    task->sched = 0;
     s_set_state (self, task, S_RELEASED);
 }
 
@@ -575,6 +835,34 @@ s_error_printf (cask_str_t cause, cask_str_t function, uint32_t worker, const ch
     return s_error_new (cause, function, worker, message, size);
 }
 
+//  Writes what restrictions ask for into text: "worker a or b, GPU=1".
+static void
+s_restrictions_describe (const s_restrict_t *restrictions, char *text, size_t size)
+{
+    size_t len = 0;
+    text [0] = 0;
+    for (uint8_t i = 0; i < restrictions->nnames && len < size; i++)
+        len += (size_t) snprintf (text + len, size - len, "%s%.*s", i ? " or " : "worker ",
+                                  (int) restrictions->names [i].len, restrictions->names [i].ptr);
+    for (uint8_t i = 0; i < restrictions->nresources && len < size; i++)
+        len += (size_t) snprintf (text + len, size - len, "%s%.*s=%g", len ? ", " : "",
+                                  (int) restrictions->resource [i].len,
+                                  restrictions->resource [i].ptr, restrictions->amount [i]);
+}
+
+//  No worker connected could ever run task: it fails rather than wait.
+static void
+s_fail_unrunnable (cask_graph_t *self, cask_gtask_t *task)
+{
+    char wants [512];
+    s_restrictions_describe (task->restrictions, wants, sizeof wants);
+    s_fail (self, task, s_error_printf (s_view (task->key, task->key_len),
+                                        s_function_name (self, task->fn), 0,
+                                        "no worker can run it: it asks for %s, which none of "
+                                        "the %zu workers connected has", wants,
+                                        s_staying (self)));
+}
+
 //  A released task is wanted again: compute it again, with its dependencies.
 static void
 s_revive (cask_graph_t *self, cask_gtask_t *task)
@@ -594,7 +882,7 @@ s_revive (cask_graph_t *self, cask_gtask_t *task)
     }
     s_set_state (self, task, S_WAITING);
     if (task->nwaiting == 0)
-        s_make_ready (self, task);
+        s_make_ready (self, task, NULL);
 }
 
 //  ---------------------------------------------------------------------
@@ -662,9 +950,39 @@ s_unlink (cask_gtask_t *task, uint32_t slot)
     last.task->deps [last.slot].pos = pos;
 }
 
+//  Restrictions read from a record's block (checked well-formed by the
+//  codec), in one allocation; NULL when out of memory.
+static s_restrict_t *
+s_restrict_new (cask_str_t block)
+{
+    cask_restrictions_t rec;
+    cask_rd_t rd;
+    cask_rd_init (&rd, block.ptr, block.len);
+    cask_restrictions_get (&rd, &rec);
+    s_restrict_t *self = malloc (sizeof (s_restrict_t) + block.len);
+    if (!self || rd.failed) {
+        free (self);
+        return NULL;
+    }
+    //  The views point into the copy of the block, at the same offsets
+    memcpy (self->text, block.ptr, block.len);
+    self->nnames = rec.nworkers;
+    self->nresources = rec.nresources;
+    for (uint8_t i = 0; i < rec.nworkers; i++)
+        self->names [i] = s_view (self->text + (rec.workers [i].ptr - block.ptr),
+                                  rec.workers [i].len);
+    for (uint8_t i = 0; i < rec.nresources; i++) {
+        cask_str_t name = rec.resources [i].name;
+        self->resource [i] = s_view (self->text + (name.ptr - block.ptr), name.len);
+        self->amount [i] = rec.resources [i].amount;
+    }
+    return self;
+}
+
 static void
 s_task_free (cask_gtask_t *task)
 {
+    free (task->restrictions);
     for (uint32_t i = 0; i < task->ndeps; i++)
         s_unlink (task, i);
     for (uint32_t i = 0; i < task->nframes; i++)
@@ -729,15 +1047,102 @@ static void
 s_abandon (cask_graph_t *self, cask_gtask_t *task)
 {
     self->sink.free (self->arg, task->worker->id, s_view (task->key, task->key_len));
-    task->worker->inflight--;
-    task->worker = NULL;
+    s_unassign (self, task);
     s_set_state (self, task, S_RELEASED);
+}
+
+//  Queued tasks go to the workers that have room: restricted ones first
+//  (few, each looked at), then the others in order while any room is left.
+static void
+s_drain (cask_graph_t *self)
+{
+    for (cask_gtask_t *task = self->restricted.head, *next; task; task = next) {
+        next = task->next;
+        s_make_ready (self, task, NULL);
+    }
+    cask_gtask_t *task;
+    while ((task = self->ready.head)) {
+        bool room;
+        s_worker_t *worker = s_place (self, task, NULL, &room);
+        if (!worker || !room)
+            break;
+        s_dispatch (self, task, worker);
+    }
+}
+
+//  Queued restricted tasks that no worker connected could ever run fail.
+static void
+s_fail_unrunnable_queued (cask_graph_t *self)
+{
+    for (cask_gtask_t *task = self->restricted.head, *next; task; task = next) {
+        next = task->next;
+        if (s_unrunnable (self, task))
+            s_fail_unrunnable (self, task);
+    }
+}
+
+static void s_worker_drop (cask_graph_t *self, s_worker_t *worker);
+
+//  The worker that takes a copy of a retiring worker's result: the one
+//  that stays with the fewest bytes held and coming.
+static s_worker_t *
+s_copy_target (cask_graph_t *self)
+{
+    s_worker_t *best = NULL;
+    for (size_t i = 0; i < self->nworkers; i++) {
+        s_worker_t *worker = self->workers [i];
+        if (!worker->retiring
+        &&  (!best || worker->nbytes + worker->incoming < best->nbytes + best->incoming))
+            best = worker;
+    }
+    return best;
+}
+
+//  Copies every result worker holds that is wanted and not yet being
+//  copied to a worker that stays. Returns how many copies it started.
+static size_t
+s_copy_results (cask_graph_t *self, s_worker_t *worker)
+{
+    size_t started = 0;
+    cask_gtask_t *task;
+    size_t cursor = 0;
+    while ((task = cask_keymap_next (self->tasks, &cursor))) {
+        if (task->worker != worker || task->state != S_MEMORY || task->copy_to
+        ||  (task->sched & S_COPY_FAILED) || !s_wanted (task))
+            continue;
+        s_worker_t *target = s_copy_target (self);
+        if (!target)
+            break;
+        task->copy_to = target;
+        target->incoming += task->nbytes;
+        worker->copies++;
+        started++;
+        self->sink.copy (self->arg, target->id, s_view (task->key, task->key_len),
+                         s_view (worker->endpoint, worker->endpoint_len));
+    }
+    return started;
+}
+
+//  Retiring workers that run nothing and hand nothing over any more are
+//  retired, once a last look finds no result left to copy.
+static void
+s_retire_finished (cask_graph_t *self)
+{
+    for (size_t i = 0; i < self->nworkers; i++) {
+        s_worker_t *worker = self->workers [i];
+        if (!worker->retiring || worker->inflight || worker->stealing || worker->copies
+        ||  s_copy_results (self, worker))
+            continue;
+        self->sink.retired (self->arg, worker->id);
+        s_worker_drop (self, worker);
+        i--;                    //  the last worker moved into slot i
+    }
 }
 
 //  Releases what nobody wants, forgets what nothing refers to, computes
 //  again what is wanted but gone, until nothing changes.
 static void
-s_settle (cask_graph_t *self)
+s_settle_touched (cask_graph_t *self)
 {
     cask_gtask_t *task;
     while ((task = s_vec_pop (&self->touched))) {
@@ -760,6 +1165,18 @@ s_settle (cask_graph_t *self)
         if (task->ndependents == 0 && task->state != S_PROCESSING)
             s_forget (self, task);
     }
+}
+
+//  Settles what changed, retires the workers done handing over, sends
+//  queued tasks to the room that opened; again while that changes more.
+static void
+s_settle (cask_graph_t *self)
+{
+    do {
+        s_settle_touched (self);
+        s_retire_finished (self);
+        s_drain (self);
+    } while (self->touched.size);
     s_compact (self);
 }
 
@@ -817,6 +1234,8 @@ cask_graph_destroy (cask_graph_t **self_p)
     for (size_t i = 0; i < self->nfunctions; i++)
         free (self->functions [i].name);
     free (self->functions);
+    for (size_t i = 0; i < self->nresources; i++)
+        free (self->resources [i]);
     free (self->touched.items);
     free (self->stack.items);
     free (self);
@@ -850,44 +1269,55 @@ cask_graph_function_add (cask_graph_t *self, uint32_t id, cask_str_t name)
     return 0;
 }
 
-typedef struct {
-    cask_gtask_t *task;
-    size_t order;               //  place in the queue: ties keep it
-} s_ranked_t;
-
+//  The id of resource name, made when new; -1 when the table is full.
 static int
-s_ranked_compare (const void *a, const void *b)
+s_resource_id (cask_graph_t *self, cask_str_t name)
 {
-    const s_ranked_t *x = (const s_ranked_t *) a, *y = (const s_ranked_t *) b;
-    if (x->task->priority != y->task->priority)
-        return x->task->priority > y->task->priority ? -1 : 1;
-    return x->order < y->order ? -1 : x->order > y->order;
+    for (size_t i = 0; i < self->nresources; i++)
+        if (cask_str_eq (name, self->resources [i]))
+            return (int) i;
+    if (self->nresources == S_MAX_RESOURCE_NAMES)
+        return -1;
+    char *copy = s_alloc_or_die (malloc (name.len + 1));
+    cask_str_copy (name, copy, name.len + 1);
+    self->resources [self->nresources] = copy;
+    return (int) self->nresources++;
 }
 
-//  Orders the ready queue by priority, higher first, keeping the order of
-//  arrival among equals (when out of memory it stays as it is).
-static void
-s_queue_sort (cask_graph_t *self)
+static s_worker_t *
+s_worker_new (cask_graph_t *self, uint32_t id, const cask_hello_t *hello)
 {
-    size_t count = self->counts [S_READY];
-    s_ranked_t *ranked = count > 1 ? malloc (count * sizeof (s_ranked_t)) : NULL;
-    if (!ranked)
-        return;
-    size_t order = 0;
-    for (cask_gtask_t *task = self->ready_head; task; task = task->next, order++)
-        ranked [order] = (s_ranked_t) { task, order };
-    qsort (ranked, count, sizeof (s_ranked_t), s_ranked_compare);
-    self->ready_head = self->ready_tail = NULL;
-    for (size_t i = 0; i < count; i++)
-        s_queue_append (self, ranked [i].task);
-    free (ranked);
+    if (hello->endpoint.len > CASK_MAX_KEY || hello->name.len > CASK_MAX_KEY
+    ||  hello->nresources > CASK_MAX_RESOURCES)
+        return NULL;
+    s_worker_t *worker = calloc (1, sizeof (s_worker_t));
+    if (!worker)
+        return NULL;
+    worker->id = id;
+    worker->nthreads = hello->nthreads ? hello->nthreads : 1;
+    memcpy (worker->endpoint, hello->endpoint.ptr, hello->endpoint.len);
+    worker->endpoint_len = hello->endpoint.len;
+    memcpy (worker->name, hello->name.ptr, hello->name.len);
+    worker->name_len = hello->name.len;
+    for (uint8_t i = 0; i < hello->nresources; i++) {
+        int resource = s_resource_id (self, hello->resources [i].name);
+        if (resource < 0) {
+            free (worker);
+            return NULL;
+        }
+        s_supply_t *supply = s_supply (self, worker, hello->resources [i].name);
+        if (!supply)
+            supply = &worker->supplies [worker->nsupplies++];
+        supply->id = (uint16_t) resource;
+        supply->total = hello->resources [i].amount;
+    }
+    return worker;
 }
 
 int
-cask_graph_worker_add (cask_graph_t *self, uint32_t id, cask_str_t endpoint,
-                       uint32_t nthreads)
+cask_graph_worker_add (cask_graph_t *self, uint32_t id, const cask_hello_t *hello)
 {
-    if (s_worker (self, id) || endpoint.len > CASK_MAX_KEY)
+    if (s_worker (self, id))
         return -1;
     if (self->nworkers == self->capworkers) {
         size_t cap = self->capworkers ? self->capworkers * 2 : 8;
@@ -897,22 +1327,18 @@ cask_graph_worker_add (cask_graph_t *self, uint32_t id, cask_str_t endpoint,
         self->workers = workers;
         self->capworkers = cap;
     }
-    s_worker_t *worker = calloc (1, sizeof (s_worker_t));
+    s_worker_t *worker = s_worker_new (self, id, hello);
     if (!worker)
         return -1;
-    worker->id = id;
-    worker->nthreads = nthreads ? nthreads : 1;
-    memcpy (worker->endpoint, endpoint.ptr, endpoint.len);
-    worker->endpoint_len = endpoint.len;
     self->workers [self->nworkers++] = worker;
-    s_queue_sort (self);
-    while (self->ready_head)
-        s_make_ready (self, self->ready_head);
+    s_fail_unrunnable_queued (self);
+    s_settle (self);
     return 0;
 }
 
 //  Collects the results worker held into lost, its scattered data into
 //  orphans, and puts the tasks it ran back to waiting, collected into rerun.
+//  Copies of results being made on it are forgotten, to be made elsewhere.
 static void
 s_take_back (cask_graph_t *self, s_worker_t *worker, s_vec_t *lost, s_vec_t *orphans,
              s_vec_t *rerun)
@@ -920,27 +1346,31 @@ s_take_back (cask_graph_t *self, s_worker_t *worker, s_vec_t *lost, s_vec_t *orp
     cask_gtask_t *task;
     size_t cursor = 0;
     while ((task = cask_keymap_next (self->tasks, &cursor))) {
+        if (task->copy_to == worker) {
+            task->copy_to = NULL;
+            task->worker->copies--;
+        }
         if (task->worker != worker)
             continue;
+        if (task->state == S_PROCESSING)
+            s_unassign (self, task);
         if (task->scattered)
             s_vec_push (orphans, task);
         else
         if (task->state == S_MEMORY)
             s_vec_push (lost, task);
         else {
-            task->worker = NULL;
             s_set_state (self, task, S_WAITING);
             s_vec_push (rerun, task);
         }
     }
 }
 
-void
-cask_graph_worker_remove (cask_graph_t *self, uint32_t id)
+//  Forgets worker: what it ran is scheduled again, what it held and is
+//  still needed is computed again (settled by the caller).
+static void
+s_worker_drop (cask_graph_t *self, s_worker_t *worker)
 {
-    s_worker_t *worker = s_worker (self, id);
-    if (!worker)
-        return;
     for (size_t i = 0; i < self->nworkers; i++)
         if (self->workers [i] == worker) {
             self->workers [i] = self->workers [--self->nworkers];
@@ -967,8 +1397,11 @@ cask_graph_worker_remove (cask_graph_t *self, uint32_t id)
     //  what waits on it, before anything that was running is placed again
     for (size_t i = 0; i < orphans.size; i++) {
         cask_gtask_t *task = orphans.items [i];
+        if (task->state == S_MEMORY)
+            worker->nbytes -= task->nbytes;
         s_fail (self, task, s_error_printf (s_view (task->key, task->key_len), s_view ("", 0),
-                                            id, "scattered data lost with worker %u", id));
+                                            worker->id, "scattered data lost with worker %u",
+                                            worker->id));
     }
     for (size_t i = 0; i < lost.size; i++) {
         s_notify_holders (self, lost.items [i]);    //  waiting again
@@ -982,13 +1415,122 @@ cask_graph_worker_remove (cask_graph_t *self, uint32_t id)
             s_touch (self, task);
         else
         if (s_count_missing (task) == 0)
-            s_make_ready (self, task);
+            s_make_ready (self, task, NULL);
     }
     free (lost.items);
     free (orphans.items);
     free (rerun.items);
     free (worker);
+    s_fail_unrunnable_queued (self);
+}
+
+void
+cask_graph_worker_remove (cask_graph_t *self, uint32_t id)
+{
+    s_worker_t *worker = s_worker (self, id);
+    if (worker) {
+        s_worker_drop (self, worker);
+        s_settle (self);
+    }
+}
+
+//  Asks worker to give back task (STEAL).
+static void
+s_steal (cask_graph_t *self, s_worker_t *worker, cask_gtask_t *task)
+{
+    task->sched |= S_STEALING;
+    worker->stealing++;
+    self->steals++;
+    self->sink.steal (self->arg, worker->id, s_view (task->key, task->key_len));
+}
+
+int
+cask_graph_worker_retire (cask_graph_t *self, uint32_t id)
+{
+    s_worker_t *worker = s_worker (self, id);
+    if (!worker || worker->retiring)
+        return -1;
+    worker->retiring = true;
+    for (cask_gtask_t *task = worker->flight.head; task; task = task->next)
+        if (!task->scattered && !(task->sched & (S_STEALING | S_STEAL_REFUSED)))
+            s_steal (self, worker, task);
+    s_copy_results (self, worker);
+    s_fail_unrunnable_queued (self);
     s_settle (self);
+    return 0;
+}
+
+size_t
+cask_graph_retiring (cask_graph_t *self)
+{
+    return self->nworkers - s_staying (self);
+}
+
+//  Steals from victim's queue, newest first, for thief while *budget
+//  lasts and the wait there is longer than the move.
+static void
+s_steal_from (cask_graph_t *self, s_worker_t *victim, s_worker_t *thief, int64_t *budget)
+{
+    int64_t queued = (int64_t) victim->inflight - victim->stealing - victim->nthreads;
+    double ahead = victim->occupancy;
+    for (cask_gtask_t *task = victim->flight.tail; task && queued > 0 && *budget > 0;
+         task = task->prev) {
+        ahead -= task->estimate;
+        if (task->scattered || task->restrictions || (task->sched & (S_STEALING | S_STEAL_REFUSED)))
+            continue;
+        double wait = ahead / victim->nthreads;
+        if (S_STEAL_COST + s_transfer_cost (task, thief) >= wait)
+            break;              //  tasks nearer the head wait less
+        s_steal (self, victim, task);
+        queued--;
+        (*budget)--;
+    }
+}
+
+void
+cask_graph_balance (cask_graph_t *self)
+{
+    if (self->ready.head)
+        return;                 //  idle workers take queued tasks first
+    s_worker_t *thief = NULL;
+    int64_t idle = -(int64_t) self->steals;
+    for (size_t i = 0; i < self->nworkers; i++) {
+        s_worker_t *worker = self->workers [i];
+        if (worker->retiring || worker->inflight >= worker->nthreads)
+            continue;
+        idle += worker->nthreads - worker->inflight;
+        if (!thief || worker->nthreads - worker->inflight > thief->nthreads - thief->inflight)
+            thief = worker;
+    }
+    for (size_t i = 0; thief && i < self->nworkers && idle > 0; i++) {
+        s_worker_t *victim = self->workers [i];
+        if (!victim->retiring && victim->inflight > victim->nthreads + victim->stealing)
+            s_steal_from (self, victim, thief, &idle);
+    }
+}
+
+int
+cask_graph_stolen (cask_graph_t *self, uint32_t id, cask_str_t key, bool given_up)
+{
+    s_worker_t *worker = s_worker (self, id);
+    cask_gtask_t *task = s_find (self, key);
+    if (!worker || !task || task->state != S_PROCESSING || task->worker != worker
+    ||  !(task->sched & S_STEALING))
+        return -1;
+    if (!given_up) {
+        task->sched &= ~S_STEALING;
+        task->sched |= S_STEAL_REFUSED;
+        worker->stealing--;
+        self->steals--;
+    }
+    else {
+        s_unassign (self, task);
+        s_set_state (self, task, S_WAITING);
+        if (s_count_missing (task) == 0)
+            s_make_ready (self, task, worker);
+    }
+    s_settle (self);
+    return 0;
 }
 
 //  Resolves the record's dependency keys: all known and none erred gives 0;
@@ -1078,11 +1620,17 @@ cask_graph_submit (cask_graph_t *self, uint32_t client, const cask_task_t *rec,
     if (s_resolve_deps (self, rec, &error))
         return s_submit_failed (self, client, rec->key, hash, error);
 
-    task = s_task_new (self, rec->key, hash, rec->ndeps, rec->nframes, (uint32_t) rec->args.len);
-    if (!task)
+    s_restrict_t *restrictions = NULL;
+    if (rec->restrictions.len && !(restrictions = s_restrict_new (rec->restrictions)))
         return -1;
+    task = s_task_new (self, rec->key, hash, rec->ndeps, rec->nframes, (uint32_t) rec->args.len);
+    if (!task) {
+        free (restrictions);
+        return -1;
+    }
+    task->restrictions = restrictions;
     task->fn = rec->fn;
-    task->flags = rec->flags;
+    task->flags = rec->flags & ~CASK_TASK_RESTRICTED;     //  workers need not know
     task->retries = rec->retries;
     task->priority = rec->priority;
     task->ndeps = rec->ndeps;
@@ -1101,7 +1649,7 @@ cask_graph_submit (cask_graph_t *self, uint32_t client, const cask_task_t *rec,
     s_hold_add (task, client);
     s_set_state (self, task, S_WAITING);
     if (task->nwaiting == 0)
-        s_make_ready (self, task);
+        s_make_ready (self, task, NULL);
     s_settle (self);
     return 0;
 }
@@ -1153,7 +1701,29 @@ static void
 s_retry (cask_graph_t *self, cask_gtask_t *task, s_worker_t *failed_on)
 {
     task->retries--;
-    s_dispatch (self, task, s_place (self, task, failed_on));
+    s_set_state (self, task, S_WAITING);
+    s_count_missing (task);
+    s_make_ready (self, task, failed_on);
+}
+
+//  A copy of task's result was made on worker (or failed): it moves there.
+static int
+s_copied (cask_graph_t *self, cask_gtask_t *task, s_worker_t *worker, bool ok)
+{
+    s_worker_t *holder = task->worker;
+    holder->copies--;
+    worker->incoming -= task->nbytes;
+    task->copy_to = NULL;
+    if (ok) {
+        self->sink.free (self->arg, holder->id, s_view (task->key, task->key_len));
+        holder->nbytes -= task->nbytes;
+        worker->nbytes += task->nbytes;
+        task->worker = worker;
+    }
+    else
+        task->sched |= S_COPY_FAILED;
+    s_settle (self);
+    return 0;
 }
 
 int
@@ -1161,11 +1731,12 @@ cask_graph_done (cask_graph_t *self, uint32_t id, const cask_done_t *rec)
 {
     s_worker_t *worker = s_worker (self, id);
     cask_gtask_t *task = s_find (self, rec->key);
+    if (worker && task && task->state == S_MEMORY && task->copy_to == worker)
+        return s_copied (self, task, worker, rec->ok);
     if (!worker || !task || task->state != S_PROCESSING || task->worker != worker)
         return -1;
-    worker->inflight--;
+    s_unassign (self, task);
     worker->tasks_done++;
-    task->worker = NULL;
     if (!rec->ok && task->retries > 0 && s_wanted (task))
         s_retry (self, task, worker);
     else
@@ -1181,7 +1752,7 @@ cask_graph_done (cask_graph_t *self, uint32_t id, const cask_done_t *rec)
         for (uint32_t i = 0; i < task->ndependents; i++) {
             cask_gtask_t *dependent = task->dependents [i].task;
             if (dependent->state == S_WAITING && --dependent->nwaiting == 0)
-                s_make_ready (self, dependent);
+                s_make_ready (self, dependent, NULL);
         }
         s_touch (self, task);
     }
@@ -1239,11 +1810,19 @@ cask_graph_restart (cask_graph_t *self, const char *reason)
         s_alloc_or_die (NULL);
     self->peak_tasks = 0;
     memset (self->counts, 0, sizeof self->counts);
-    self->ready_head = self->ready_tail = NULL;
+    memset (&self->ready, 0, sizeof self->ready);
+    memset (&self->restricted, 0, sizeof self->restricted);
+    self->steals = 0;
     for (size_t i = 0; i < self->nworkers; i++) {
-        self->workers [i]->inflight = 0;
-        self->workers [i]->nbytes = 0;
+        s_worker_t *worker = self->workers [i];
+        worker->inflight = worker->stealing = worker->copies = 0;
+        worker->occupancy = 0;
+        worker->nbytes = worker->incoming = 0;
+        memset (&worker->flight, 0, sizeof worker->flight);
+        for (uint8_t j = 0; j < worker->nsupplies; j++)
+            worker->supplies [j].used = 0;
     }
+    s_settle (self);            //  retiring workers have nothing left to hand over
 }
 
 int
@@ -1284,8 +1863,7 @@ cask_graph_scatter (cask_graph_t *self, uint32_t client, cask_str_t key, uint32_
     task->scattered = true;
     s_hold_add (task, client);
     s_set_state (self, task, S_PROCESSING);
-    task->worker = worker;
-    worker->inflight++;
+    s_assign (self, task, worker);
     s_settle (self);
     return 0;
 }
@@ -1380,8 +1958,12 @@ s_verify_task (cask_graph_t *self, cask_gtask_t *task, size_t *published)
         return "nneeded is not the number of waiting/processing dependents";
     if (task->state == S_WAITING && (task->nwaiting == 0 || task->nwaiting != s_count_missing (task)))
         return "a waiting task miscounts its missing dependencies";
-    if (task->state == S_READY && (s_count_missing (task) != 0 || self->nworkers > 0))
-        return "a queued task is not ready, or a worker could take it";
+    if (task->state == S_READY && s_count_missing (task) != 0)
+        return "a queued task is not ready";
+    if (task->sched && task->state != S_PROCESSING && task->sched != S_COPY_FAILED)
+        return "a task that is not processing is being stolen";
+    if (task->copy_to && (task->state != S_MEMORY || !task->worker->retiring))
+        return "a copy is made of what is not a result of a retiring worker";
     if ((task->state == S_PROCESSING || task->state == S_MEMORY) != (task->worker != NULL))
         return "a task has a worker and is not processing or in memory, or the reverse";
     if (task->worker && s_worker (self, task->worker->id) != task->worker)
@@ -1406,6 +1988,32 @@ s_verify_task (cask_graph_t *self, cask_gtask_t *task, size_t *published)
     return NULL;
 }
 
+//  What is wrong with a worker's load, or NULL.
+static const char *
+s_verify_worker (cask_graph_t *self, s_worker_t *worker)
+{
+    uint32_t inflight = 0, listed = 0, stealing = 0, copies = 0;
+    uint64_t nbytes = 0;
+    cask_gtask_t *task;
+    for (size_t cursor = 0; (task = cask_keymap_next (self->tasks, &cursor)); ) {
+        if (task->worker == worker) {
+            inflight += task->state == S_PROCESSING;
+            nbytes += task->state == S_MEMORY ? task->nbytes : 0;
+            stealing += (task->sched & S_STEALING) != 0;
+            copies += task->copy_to != NULL;
+        }
+    }
+    for (task = worker->flight.head; task; task = task->next)
+        listed += task->worker == worker && task->state == S_PROCESSING;
+    if (inflight != worker->inflight || listed != inflight || nbytes != worker->nbytes)
+        return "a worker's load is not that of its tasks";
+    if (stealing != worker->stealing || copies != worker->copies)
+        return "a worker's steals or copies are miscounted";
+    if (worker->occupancy < -1e-6 || (inflight == 0 && worker->occupancy != 0))
+        return "a worker's occupancy is wrong";
+    return NULL;
+}
+
 const char *
 cask_graph_verify (cask_graph_t *self)
 {
@@ -1426,28 +2034,29 @@ cask_graph_verify (cask_graph_t *self)
     ||  memcmp (counts, self->counts, sizeof counts) != 0)
         return "counts by state are wrong";
     size_t queued = 0;
-    for (task = self->ready_head; task; task = task->next)
-        queued++;
+    for (task = self->ready.head; task; task = task->next)
+        queued += !task->restrictions;
+    for (task = self->restricted.head; task; task = task->next)
+        queued += task->restrictions != NULL;
     if (queued != counts [S_READY])
-        return "the ready queue is not the ready tasks";
+        return "the ready queues are not the ready tasks";
+    bool room;
+    if (self->ready.head && s_place (self, self->ready.head, NULL, &room) && room)
+        return "a task is queued while a worker has room for it";
     if (published != cask_keymap_size (self->names))
         return "holds of published names are not the names";
     s_name_t *name;
     for (cursor = 0; (name = cask_keymap_next (self->names, &cursor)); )
         if (s_find (self, s_view (name->task->key, name->task->key_len)) != name->task)
             return "a published name refers to a forgotten task";
+    uint32_t steals = 0;
     for (size_t w = 0; w < self->nworkers; w++) {
-        uint32_t inflight = 0;
-        uint64_t nbytes = 0;
-        for (cursor = 0; (task = cask_keymap_next (self->tasks, &cursor)); )
-            if (task->worker == self->workers [w]) {
-                inflight += task->state == S_PROCESSING;
-                nbytes += task->state == S_MEMORY ? task->nbytes : 0;
-            }
-        if (inflight != self->workers [w]->inflight || nbytes != self->workers [w]->nbytes)
-            return "a worker's load is not that of its tasks";
+        const char *wrong = s_verify_worker (self, self->workers [w]);
+        if (wrong)
+            return wrong;
+        steals += self->workers [w]->stealing;
     }
-    return NULL;
+    return steals == self->steals ? NULL : "the steals asked are not those of the workers";
 }
 
 void

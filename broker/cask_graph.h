@@ -12,8 +12,9 @@
     the state of T", "tell worker W to free key K". The broker turns these
     into batched messages; the unit tests record them.
 
-    Lifecycle of a task: waiting (some dependency not in memory) -> processing
-    (dispatched; or queued while no worker exists) -> memory | erred. A task
+    Lifecycle of a task: waiting (some dependency not in memory) -> ready
+    (queued in the broker until a worker has room) -> processing (sent to a
+    worker) -> memory | erred. A task
     nobody needs any more is released (its result freed on its worker) and
     forgotten once no other task refers to it. A task keeps a need on each of
     its dependencies while it is waiting or processing.
@@ -24,6 +25,26 @@
     it is published under. A scattered task has no function: it is
     processing on the worker the client uploads it to until that worker's
     DONE, and is erred when that worker is lost, for it cannot be computed.
+
+    Scheduling. A worker has room while it runs fewer tasks than it has
+    threads, or while the work queued on it (the functions' measured mean
+    durations) is under a couple of milliseconds per thread: enough that it
+    never waits for the broker between fast tasks, little enough that slow
+    tasks stay in the broker's queue, where any worker that frees up or
+    joins can take them. Placement is data locality first, then load: the
+    worker where a task would start soonest (bytes to fetch, then the queue
+    to drain). A worker that is idle while another has tasks queued takes
+    some over (work stealing, STEAL) when the move costs less than the wait.
+
+    Restrictions: a task may be restricted to named workers and need
+    resources that workers declare; a worker runs it only while what its
+    running tasks use leaves room. A task no connected worker could ever
+    run is erred at once.
+
+    Retiring a worker (scale down): it gets no new task, its queued tasks
+    are stolen back, its running tasks finish, and each result there that
+    is still wanted is copied to a worker that stays (COPY); then the graph
+    tells the sink it retired and forgets it.
 */
 #ifndef CASK_GRAPH_H_INCLUDED
 #define CASK_GRAPH_H_INCLUDED
@@ -53,6 +74,13 @@ typedef struct {
     void (*free) (void *arg, uint32_t worker, cask_str_t key);
     //  Tell client it holds key no more: cancelled, for the reason message.
     void (*cancelled) (void *arg, uint32_t client, cask_str_t key, const char *message);
+    //  Ask worker to give key back if it has not started it (STEAL).
+    void (*steal) (void *arg, uint32_t worker, cask_str_t key);
+    //  Ask worker to copy key from the worker at holder (COPY).
+    void (*copy) (void *arg, uint32_t worker, cask_str_t key, cask_str_t holder);
+    //  worker, retiring, has handed over all it must: the graph has
+    //  forgotten it (and calls nothing else about it).
+    void (*retired) (void *arg, uint32_t worker);
 } cask_graph_sink_t;
 
 //  Counts of tasks, as cask_graph_counts fills them.
@@ -73,12 +101,27 @@ void cask_graph_destroy (cask_graph_t **self_p);
 //  Makes function id known under name (for error causes). 0 or -1.
 int cask_graph_function_add (cask_graph_t *self, uint32_t id, cask_str_t name);
 
-//  A worker joined: tasks queued for lack of workers go out now. 0 or -1.
-int cask_graph_worker_add (cask_graph_t *self, uint32_t id, cask_str_t endpoint,
-                           uint32_t nthreads);
+//  A worker joined, as its HELLO describes it (endpoint, name, nthreads,
+//  resources; more than 64 distinct resource names in the cluster are
+//  refused): queued tasks go out to it now. 0 or -1.
+int cask_graph_worker_add (cask_graph_t *self, uint32_t id, const cask_hello_t *hello);
 //  A worker left: its running tasks are scheduled again, its results that
 //  are still needed are computed again, the rest are forgotten.
 void cask_graph_worker_remove (cask_graph_t *self, uint32_t id);
+//  Starts retiring worker (see the top of this file); the sink's retired
+//  says when it is done. -1 when there is no such worker or it retires
+//  already.
+int cask_graph_worker_retire (cask_graph_t *self, uint32_t id);
+//  Workers that retire (not yet retired).
+size_t cask_graph_retiring (cask_graph_t *self);
+//  Steals queued tasks from busy workers for idle ones, when the move is
+//  cheaper than the wait. Cheap when nothing is idle; call it once per
+//  batch of events.
+void cask_graph_balance (cask_graph_t *self);
+//  A worker answers a steal of key (STOLEN): given up, the task is placed
+//  again; kept, it runs there and is never asked for again. -1 when key
+//  was not being stolen from that worker (the answer is ignored).
+int cask_graph_stolen (cask_graph_t *self, uint32_t worker, cask_str_t key, bool given_up);
 
 //  A client submits a task record (SUBMIT). frames are the record's
 //  rec->nframes payload frames; a new task takes them (moved), an existing
@@ -96,9 +139,10 @@ int cask_graph_submit_erred (cask_graph_t *self, uint32_t client, cask_str_t key
 int cask_graph_release (cask_graph_t *self, uint32_t client, cask_str_t key);
 //  A client left: it holds nothing any more.
 void cask_graph_client_gone (cask_graph_t *self, uint32_t client);
-//  A worker reports a task finished (DONE record). -1 when the key is not
-//  processing on that worker (the report is ignored). A failed task with
-//  retries left is sent again (to another worker if there is one).
+//  A worker reports a task finished (DONE record), or a copy made (COPY).
+//  -1 when the key is not processing or being copied on that worker (the
+//  report is ignored). A failed task with retries left is sent again (to
+//  another worker if there is one).
 int cask_graph_done (cask_graph_t *self, uint32_t worker, const cask_done_t *rec);
 
 //  A client cancels key (CANCEL): its holds on key and on every task that
@@ -129,7 +173,7 @@ int cask_graph_unpublish (cask_graph_t *self, cask_str_t name);
 const cask_gtask_t *cask_graph_find (cask_graph_t *self, cask_str_t key);
 void cask_graph_counts (cask_graph_t *self, cask_graph_counts_t *counts);
 //  Tasks in flight on worker, tasks it finished and bytes of results it
-//  holds; -1 if no such worker.
+//  holds; -1 if no such worker (or it retired).
 int cask_graph_worker_load (cask_graph_t *self, uint32_t id, uint32_t *inflight,
                             uint64_t *tasks_done, uint64_t *nbytes);
 

@@ -1098,6 +1098,21 @@ s_copy_target (cask_graph_t *self)
     return best;
 }
 
+//  Copies the result of task to a worker that stays. -1 when none does.
+static int
+s_copy_start (cask_graph_t *self, cask_gtask_t *task)
+{
+    s_worker_t *target = s_copy_target (self);
+    if (!target)
+        return -1;
+    task->copy_to = target;
+    target->incoming += task->nbytes;
+    task->worker->copies++;
+    self->sink.copy (self->arg, target->id, s_view (task->key, task->key_len),
+                     s_view (task->worker->endpoint, task->worker->endpoint_len));
+    return 0;
+}
+
 //  Copies every result worker holds that is wanted and not yet being
 //  copied to a worker that stays. Returns how many copies it started.
 static size_t
@@ -1110,15 +1125,9 @@ s_copy_results (cask_graph_t *self, s_worker_t *worker)
         if (task->worker != worker || task->state != S_MEMORY || task->copy_to
         ||  (task->sched & S_COPY_FAILED) || !s_wanted (task))
             continue;
-        s_worker_t *target = s_copy_target (self);
-        if (!target)
+        if (s_copy_start (self, task))
             break;
-        task->copy_to = target;
-        target->incoming += task->nbytes;
-        worker->copies++;
         started++;
-        self->sink.copy (self->arg, target->id, s_view (task->key, task->key_len),
-                         s_view (worker->endpoint, worker->endpoint_len));
     }
     return started;
 }
@@ -1349,9 +1358,12 @@ s_take_back (cask_graph_t *self, s_worker_t *worker, s_vec_t *lost, s_vec_t *orp
         if (task->copy_to == worker) {
             task->copy_to = NULL;
             task->worker->copies--;
+            s_copy_start (self, task);          //  on another, if one stays
         }
         if (task->worker != worker)
             continue;
+        if (task->copy_to)
+            s_copy_drop (self, task);
         if (task->state == S_PROCESSING)
             s_unassign (self, task);
         if (task->scattered)
@@ -1466,47 +1478,46 @@ cask_graph_retiring (cask_graph_t *self)
     return self->nworkers - s_staying (self);
 }
 
-//  Steals from victim's queue, newest first, for thief while *budget
-//  lasts and the wait there is longer than the move.
+//  Steals from victim's queue for thief, newest first, while the wait
+//  there is longer than the move, and longer than thief's own queue.
 static void
-s_steal_from (cask_graph_t *self, s_worker_t *victim, s_worker_t *thief, int64_t *budget)
+s_steal_from (cask_graph_t *self, s_worker_t *victim, s_worker_t *thief)
 {
-    int64_t queued = (int64_t) victim->inflight - victim->stealing - victim->nthreads;
+    int64_t queued = (int64_t) victim->inflight - victim->nthreads;
     double ahead = victim->occupancy;
-    for (cask_gtask_t *task = victim->flight.tail; task && queued > 0 && *budget > 0;
-         task = task->prev) {
+    double thief_load = s_load (thief);
+    for (cask_gtask_t *task = victim->flight.tail; task && queued > 0; task = task->prev) {
         ahead -= task->estimate;
-        if (task->scattered || task->restrictions || (task->sched & (S_STEALING | S_STEAL_REFUSED)))
+        queued--;
+        if (task->scattered || task->restrictions || (task->sched & S_STEAL_REFUSED))
             continue;
         double wait = ahead / victim->nthreads;
-        if (S_STEAL_COST + s_transfer_cost (task, thief) >= wait)
+        if (S_STEAL_COST + s_transfer_cost (task, thief) >= wait || thief_load >= wait)
             break;              //  tasks nearer the head wait less
         s_steal (self, victim, task);
-        queued--;
-        (*budget)--;
+        thief_load += task->estimate / thief->nthreads;
     }
 }
 
+//  One round of steals at a time: the answers place the tasks, and the
+//  next round sees where they went.
 void
 cask_graph_balance (cask_graph_t *self)
 {
-    if (self->ready.head)
-        return;                 //  idle workers take queued tasks first
-    s_worker_t *thief = NULL;
-    int64_t idle = -(int64_t) self->steals;
+    if (self->ready.head || self->steals)
+        return;                 //  workers with room take queued tasks first
+    s_worker_t *thief = NULL, *victim = NULL;
     for (size_t i = 0; i < self->nworkers; i++) {
         s_worker_t *worker = self->workers [i];
-        if (worker->retiring || worker->inflight >= worker->nthreads)
+        if (worker->retiring)
             continue;
-        idle += worker->nthreads - worker->inflight;
-        if (!thief || worker->nthreads - worker->inflight > thief->nthreads - thief->inflight)
+        if (s_has_room (worker) && (!thief || s_load (worker) < s_load (thief)))
             thief = worker;
+        if (worker->inflight > worker->nthreads && (!victim || s_load (worker) > s_load (victim)))
+            victim = worker;
     }
-    for (size_t i = 0; thief && i < self->nworkers && idle > 0; i++) {
-        s_worker_t *victim = self->workers [i];
-        if (!victim->retiring && victim->inflight > victim->nthreads + victim->stealing)
-            s_steal_from (self, victim, thief, &idle);
-    }
+    if (thief && victim && thief != victim)
+        s_steal_from (self, victim, thief);
 }
 
 int

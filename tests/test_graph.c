@@ -182,12 +182,46 @@ s_fail (uint32_t worker, const char *key, const char *message)
     return cask_graph_done (s_graph, worker, &rec);
 }
 
+//  Adds a worker named name that declares gpus GPU (none when 0).
+static void
+s_add_named_worker (uint32_t id, const char *endpoint, uint32_t nthreads, const char *name,
+                    double gpus)
+{
+    cask_hello_t hello = { .role = CASK_ROLE_WORKER, .name = cask_str (name),
+                           .nthreads = nthreads, .endpoint = cask_str (endpoint),
+                           .nresources = gpus > 0, .resources = { { cask_str ("GPU"), gpus } } };
+    ck_assert_int_eq (cask_graph_worker_add (s_graph, id, &hello), 0);
+}
+
 static void
 s_add_worker (uint32_t id, const char *endpoint, uint32_t nthreads)
 {
-    cask_hello_t hello = { .role = CASK_ROLE_WORKER, .name = cask_str (""),
-                           .nthreads = nthreads, .endpoint = cask_str (endpoint) };
-    ck_assert_int_eq (cask_graph_worker_add (s_graph, id, &hello), 0);
+    s_add_named_worker (id, endpoint, nthreads, "", 0);
+}
+
+//  Submits inc as key for client, restricted to worker (when not NULL) and
+//  to workers with gpus GPU free (when gpus > 0).
+static int
+s_submit_restricted (uint32_t client, const char *key, const char *worker, double gpus)
+{
+    static const uint8_t empty_list [] = { 0x07, 0, 0, 0, 0 };
+    cask_restrictions_t restrictions = {
+        .nworkers = worker != NULL, .workers = { cask_str (worker) },
+        .nresources = gpus > 0, .resources = { { cask_str ("GPU"), gpus } } };
+    cask_buf_t buf;
+    cask_buf_init (&buf);
+    cask_task_put_head (&buf, &(cask_task_t) { .key = cask_str (key), .fn = FN_INC,
+                                               .flags = CASK_TASK_RESTRICTED });
+    cask_task_put_tail (&buf, 0, (cask_str_t) { (const char *) empty_list, sizeof empty_list });
+    cask_restrictions_put (&buf, &restrictions);
+    cask_rd_t rd;
+    cask_rd_init (&rd, buf.data, buf.size);
+    cask_task_t rec;
+    cask_task_get (&rd, &rec, false);
+    ck_assert (cask_rd_done (&rd));
+    int rc = cask_graph_submit (s_graph, client, &rec, NULL);
+    cask_buf_free (&buf);
+    return rc;
 }
 
 //  Makes inc a function known to be fast (100 us) on worker, so that
@@ -1116,6 +1150,188 @@ START_TEST (test_many_tasks_give_memory_back)
 }
 END_TEST
 
+//  An idle worker takes over the newest of a busy worker's queued tasks,
+//  up to where the two queues even out; a task already started is kept.
+START_TEST (test_steal_for_idle_worker)
+{
+    s_add_worker (1, "tcp://w1", 1);
+    s_warm_up (1);                                  //  inc: 100 us
+    char key [16];
+    for (int i = 0; i < 15; i++) {
+        snprintf (key, sizeof key, "t%d", i);
+        s_submit (7, key, NULL, NULL);
+    }
+    uint32_t inflight;
+    uint64_t done, nbytes;
+    cask_graph_worker_load (s_graph, 1, &inflight, &done, &nbytes);
+    ck_assert_uint_eq (inflight, 15);
+    s_add_worker (2, "tcp://w2", 1);
+    ck_assert_uint_eq (s_count_events ('t'), 0);    //  nothing queued on the broker
+    cask_graph_balance (s_graph);
+    size_t steals = s_count_events ('t');
+    ck_assert_uint_ge (steals, 5);
+    ck_assert_uint_le (steals, 8);
+    ck_assert_str_eq (s_find_event ('t', "t14", 0)->key, "t14");  //  newest first
+    ck_assert_ptr_null (s_find_event ('t', "t0", 0));
+    cask_graph_balance (s_graph);                   //  one round at a time
+    ck_assert_uint_eq (s_count_events ('t'), steals);
+    ck_assert_ptr_null (cask_graph_verify (s_graph));
+
+    //  Given up: runs on the idle worker; kept: never asked again
+    ck_assert_int_eq (cask_graph_stolen (s_graph, 1, cask_str ("t14"), true), 0);
+    ck_assert_int_eq (s_last_worker_of ("t14"), 2);
+    ck_assert_int_eq (cask_graph_stolen (s_graph, 1, cask_str ("t13"), false), 0);
+    ck_assert_int_eq (cask_graph_stolen (s_graph, 1, cask_str ("t13"), true), -1);
+    ck_assert_int_eq (cask_graph_stolen (s_graph, 1, cask_str ("t0"), true), -1);
+    for (size_t i = 0; i < s_recorder.size; i++) {
+        event_t event = s_recorder.events [i];
+        if (event.kind == 't' && strcmp (event.key, "t14") && strcmp (event.key, "t13"))
+            ck_assert_int_eq (cask_graph_stolen (s_graph, 1, cask_str (event.key), true), 0);
+    }
+    ck_assert_ptr_null (cask_graph_verify (s_graph));
+    cask_graph_worker_load (s_graph, 2, &inflight, &done, &nbytes);
+    ck_assert_uint_eq (inflight, steals - 1);
+    ck_assert_int_eq (s_done (1, "t13", 8), 0);
+    s_recorder.size = 0;
+    cask_graph_balance (s_graph);
+    ck_assert_ptr_null (s_find_event ('t', "t13", 0));
+    ck_assert_ptr_null (cask_graph_verify (s_graph));
+}
+END_TEST
+
+//  A retiring worker gets no new task, gives back what it has queued,
+//  finishes what runs, and hands its needed results to a worker that
+//  stays before it is retired; nothing is computed again.
+START_TEST (test_retire_hands_over)
+{
+    s_add_worker (1, "tcp://w1", 1);
+    s_submit (7, "kept", NULL, NULL);
+    ck_assert_int_eq (s_done (1, "kept", 1000), 0);
+    s_submit (7, "dropped", NULL, NULL);
+    ck_assert_int_eq (s_done (1, "dropped", 1000), 0);
+    cask_graph_release (s_graph, 7, cask_str ("dropped"));
+    s_submit (7, "running", NULL, NULL);
+    s_submit (7, "queued", NULL, NULL);
+    ck_assert_int_eq (s_last_worker_of ("queued"), 1);
+    s_add_worker (2, "tcp://w2", 1);
+    s_recorder.size = 0;
+
+    ck_assert_int_eq (cask_graph_worker_retire (s_graph, 1), 0);
+    ck_assert_int_eq (cask_graph_worker_retire (s_graph, 1), -1);
+    ck_assert_uint_eq (cask_graph_retiring (s_graph), 1);
+    ck_assert_ptr_nonnull (s_find_event ('t', "running", 0));
+    ck_assert_ptr_nonnull (s_find_event ('t', "queued", 0));
+    event_t *copy = s_find_event ('k', "kept", 0);
+    ck_assert_ptr_nonnull (copy);
+    ck_assert_int_eq (copy->peer, 2);
+    ck_assert_str_eq (copy->holder [0], "tcp://w1");
+    ck_assert_uint_eq (s_count_events ('k'), 1);    //  not what nobody wants
+    s_submit (7, "new", NULL, NULL);                //  never to the retiring one
+    ck_assert_int_eq (s_last_worker_of ("new"), 2);
+    ck_assert_ptr_null (cask_graph_verify (s_graph));
+
+    ck_assert_int_eq (cask_graph_stolen (s_graph, 1, cask_str ("queued"), true), 0);
+    ck_assert_int_eq (s_last_worker_of ("queued"), 2);
+    ck_assert_int_eq (cask_graph_stolen (s_graph, 1, cask_str ("running"), false), 0);
+    ck_assert_int_eq (s_done (2, "kept", 1000), 0);             //  the copy
+    ck_assert_int_eq (s_find_event ('f', "kept", 0)->peer, 1);
+    ck_assert_ptr_null (s_find_event ('r', "", 0));
+    ck_assert_int_eq (s_done (1, "running", 500), 0);           //  then its copy
+    copy = s_find_event ('k', "running", 0);
+    ck_assert_ptr_nonnull (copy);
+    ck_assert_ptr_null (s_find_event ('r', "", 0));
+    ck_assert_int_eq (s_done (2, "running", 500), 0);
+    ck_assert_int_eq (s_find_event ('r', "", 0)->peer, 1);
+    ck_assert_uint_eq (cask_graph_retiring (s_graph), 0);
+    uint32_t inflight;
+    uint64_t done, nbytes;
+    ck_assert_int_eq (cask_graph_worker_load (s_graph, 1, &inflight, &done, &nbytes), -1);
+    ck_assert_int_eq (cask_graph_worker_load (s_graph, 2, &inflight, &done, &nbytes), 0);
+    ck_assert_uint_eq (nbytes, 1500);
+    ck_assert_int_eq (cask_gtask_holds (cask_graph_find (s_graph, cask_str ("kept"))), 1);
+    cask_state_rec_t state;
+    cask_gtask_state (cask_graph_find (s_graph, cask_str ("kept")), &state);
+    ck_assert_int_eq (state.state, CASK_STATE_MEMORY);
+    ck_assert_int_eq (state.worker, 2);
+    ck_assert_ptr_null (cask_graph_verify (s_graph));
+
+    //  A released result is not copied; a copy made for nothing is freed
+    s_submit (7, "late", NULL, NULL);
+    ck_assert_int_eq (s_done (2, "late", 10), 0);
+    s_add_worker (3, "tcp://w3", 1);
+    s_recorder.size = 0;
+    ck_assert_int_eq (cask_graph_worker_retire (s_graph, 2), 0);
+    ck_assert_int_eq (s_find_event ('k', "late", 0)->peer, 3);
+    cask_graph_release (s_graph, 7, cask_str ("late"));
+    ck_assert_int_eq (s_find_event ('f', "late", 0)->peer, 2);
+    ck_assert_int_eq (s_find_event ('f', "late", 1)->peer, 3);  //  the copy, dropped
+    ck_assert_int_eq (s_done (3, "late", 10), -1);
+    //  The copy target leaves: the copy is made on the next one
+    s_add_worker (4, "tcp://w4", 1);
+    event_t *kept_copy = s_find_event ('k', "kept", 0);
+    cask_graph_worker_remove (s_graph, kept_copy->peer);
+    ck_assert_ptr_nonnull (s_find_event ('k', "kept", 1));
+    ck_assert_ptr_null (cask_graph_verify (s_graph));
+    //  The last worker retires: its results cannot move, they are lost
+    cask_graph_worker_remove (s_graph, 3);
+    cask_graph_worker_remove (s_graph, 4);
+    s_recorder.size = 0;
+    ck_assert_int_eq (cask_graph_worker_retire (s_graph, 2), -1);
+    ck_assert_int_eq (s_done (2, "new", 8), 0);
+    ck_assert_ptr_null (s_find_event ('r', "", 0));             //  "queued" runs there
+    ck_assert_int_eq (s_done (2, "queued", 8), 0);
+    ck_assert_ptr_nonnull (s_find_event ('r', "", 0));
+    ck_assert_ptr_null (cask_graph_verify (s_graph));
+}
+END_TEST
+
+//  Tasks restricted to named workers, or needing resources, run only where
+//  allowed and while the resources are free; impossible ones fail at once.
+START_TEST (test_restrictions_and_resources)
+{
+    s_add_named_worker (1, "tcp://w1", 4, "alice", 2);
+    s_add_named_worker (2, "tcp://w2", 4, "bob", 0);
+    s_submit_restricted (7, "g1", NULL, 1);
+    s_submit_restricted (7, "g2", NULL, 1);
+    s_submit_restricted (7, "g3", NULL, 1);
+    ck_assert_int_eq (s_last_worker_of ("g1"), 1);
+    ck_assert_int_eq (s_last_worker_of ("g2"), 1);
+    ck_assert_ptr_null (s_find_event ('d', "g3", 0));           //  GPUs all used
+    ck_assert_int_eq (s_done (1, "g1", 8), 0);
+    ck_assert_int_eq (s_last_worker_of ("g3"), 1);
+    s_submit_restricted (7, "on-bob", "bob", 0);
+    ck_assert_int_eq (s_last_worker_of ("on-bob"), 2);
+    s_submit_restricted (7, "on-w2", "tcp://w2", 0);
+    ck_assert_int_eq (s_last_worker_of ("on-w2"), 2);
+    s_submit_restricted (7, "bob-gpu", "bob", 1);
+    s_submit_restricted (7, "carol", "carol", 0);
+    s_submit_restricted (7, "three", NULL, 3);
+    const char *impossible [] = { "bob-gpu", "carol", "three" };
+    for (int i = 0; i < 3; i++) {
+        event_t *event = s_find_event ('s', impossible [i], 0);
+        ck_assert_ptr_nonnull (event);
+        ck_assert_int_eq (event->state, CASK_STATE_ERRED);
+        ck_assert_msg (strstr (event->message, "no worker can run it"), "%s", event->message);
+    }
+    ck_assert_ptr_nonnull (strstr (s_find_event ('s', "carol", 0)->message, "worker carol"));
+    ck_assert_ptr_nonnull (strstr (s_find_event ('s', "three", 0)->message, "GPU=3"));
+    ck_assert_ptr_null (cask_graph_verify (s_graph));
+
+    //  With no worker a restricted task waits; a worker that cannot run it
+    //  fails it when it joins
+    cask_graph_worker_remove (s_graph, 1);
+    cask_graph_worker_remove (s_graph, 2);
+    s_recorder.size = 0;
+    s_submit_restricted (7, "later", NULL, 1);
+    ck_assert_uint_eq (s_count_events ('s'), 0);
+    s_add_named_worker (3, "tcp://w3", 1, "dave", 0);
+    ck_assert_int_eq (s_find_event ('s', "later", 0)->state, CASK_STATE_ERRED);
+    s_submit_restricted (7, "wait-gpu", "eve", 1);
+    ck_assert_int_eq (s_find_event ('s', "wait-gpu", 0)->state, CASK_STATE_ERRED);
+    ck_assert_ptr_null (cask_graph_verify (s_graph));
+}
+END_TEST
+
 //  Random operations on a small key space, invariants checked after each.
 START_TEST (test_random_operations_keep_invariants)
 {
@@ -1135,19 +1351,24 @@ START_TEST (test_random_operations_keep_invariants)
             if (rand () % 4 == 0)
                 s_submit_with (key, (uint8_t) (rand () % 3), rand () % 5 - 2);
             else
+            if (rand () % 6 == 0)
+                s_submit_restricted (client, key, rand () % 2 ? "tcp://w" : NULL, rand () % 3);
+            else
                 s_submit (client, key, ndeps > 0 ? dep0 : NULL, ndeps > 1 ? dep1 : NULL);
         }
         else
         if (op < 65) {
-            //  Finish the latest dispatch of some task, well or badly
+            //  Finish some dispatch or copy, well or badly, or answer a steal
             if (s_recorder.size > 0) {
-                event_t *event = &s_recorder.events [rand () % s_recorder.size];
-                if (event->kind == 'd') {
-                    if (rand () % 10 == 0)
-                        s_fail (event->peer, event->key, "boom");
-                    else
-                        s_done (event->peer, event->key, (uint64_t) (rand () % 1000));
-                }
+                event_t event = s_recorder.events [rand () % s_recorder.size];
+                if ((event.kind == 'd' || event.kind == 'k') && rand () % 10 == 0)
+                    s_fail (event.peer, event.key, "boom");
+                else
+                if (event.kind == 'd' || event.kind == 'k')
+                    s_done (event.peer, event.key, (uint64_t) (rand () % 1000));
+                else
+                if (event.kind == 't')
+                    cask_graph_stolen (s_graph, event.peer, cask_str (event.key), rand () % 2);
             }
         }
         else
@@ -1181,15 +1402,26 @@ START_TEST (test_random_operations_keep_invariants)
                 cask_graph_client_gone (s_graph, client);
         }
         else
-        if (op < 95) {
+        if (op < 91)
+            cask_graph_balance (s_graph);
+        else
+        if (op < 92)
+            cask_graph_worker_retire (s_graph, worker);
+        else
+        if (op < 97) {
             if (!worker_up [worker])
-                s_add_worker (worker, "tcp://w", 1 + worker % 2);
+                s_add_named_worker (worker, "tcp://w", 1 + worker % 2, "", worker % 3);
             worker_up [worker] = true;
         }
         else {
             cask_graph_worker_remove (s_graph, worker);
             worker_up [worker] = false;
         }
+        for (size_t e = 0; e < s_recorder.size; e++)
+            if (s_recorder.events [e].kind == 'r') {
+                worker_up [s_recorder.events [e].peer] = false;
+                s_recorder.events [e].kind = 'R';       //  seen
+            }
         const char *wrong = cask_graph_verify (s_graph);
         ck_assert_msg (wrong == NULL, "step %d (op %d): %s", step, op, wrong);
         if (s_recorder.size > 4096)
@@ -1233,6 +1465,9 @@ main (void)
     tcase_add_test (tc, test_priority_order_and_record);
     tcase_add_test (tc, test_nul_key_is_malformed);
     tcase_add_test (tc, test_many_tasks_give_memory_back);
+    tcase_add_test (tc, test_steal_for_idle_worker);
+    tcase_add_test (tc, test_retire_hands_over);
+    tcase_add_test (tc, test_restrictions_and_resources);
     tcase_add_loop_test (tc, test_random_operations_keep_invariants, 0, 8);
     return cask_test_run ("graph", tc, NULL);
 }

@@ -11,7 +11,10 @@
 */
 #include "cask_proto.h"
 
+#include <ctype.h>
 #include <errno.h>
+#include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -975,6 +978,100 @@ s_resources_get (cask_rd_t *rd, cask_resource_t *resources)
             rd->failed = true;
     }
     return rd->failed ? 0 : count;
+}
+
+//  ---------------------------------------------------------------------
+//  Lists of names and resources as people write them
+
+//  The text from start to end without the blanks around it.
+static cask_str_t
+s_trim (const char *start, const char *end)
+{
+    while (start < end && isspace ((unsigned char) *start))
+        start++;
+    while (end > start && isspace ((unsigned char) end [-1]))
+        end--;
+    cask_str_t view = { start, (size_t) (end - start) };
+    return view;
+}
+
+//  The item of a comma-separated list that starts at *cursor, trimmed;
+//  *cursor moves past its comma, or to NULL after the last item.
+static cask_str_t
+s_list_next (const char **cursor)
+{
+    const char *start = *cursor;
+    const char *comma = strchr (start, ',');
+    *cursor = comma ? comma + 1 : NULL;
+    return s_trim (start, comma ? comma : start + strlen (start));
+}
+
+//  Checks name, the next of count entries. Returns 0 or -1 (error set).
+static int
+s_list_name (cask_str_t name, uint8_t count, char *error, size_t size)
+{
+    if (count == CASK_MAX_RESOURCES)
+        snprintf (error, size, "more than %d entries", CASK_MAX_RESOURCES);
+    else
+    if (name.len == 0 || name.len > CASK_MAX_KEY)
+        snprintf (error, size, "a name takes 1 to %d bytes, not %zu", CASK_MAX_KEY, name.len);
+    else
+        return 0;
+    return -1;
+}
+
+int
+cask_names_parse (const char *text, cask_str_t *names, uint8_t *count, char *error, size_t size)
+{
+    for (const char *cursor = text; cursor; ) {
+        cask_str_t name = s_list_next (&cursor);
+        if (s_list_name (name, *count, error, size))
+            return -1;
+        names [(*count)++] = name;
+    }
+    return 0;
+}
+
+//  Parses one "NAME=AMOUNT" item. Returns 0 or -1 (error set).
+static int
+s_resource_parse (cask_str_t item, cask_resource_t *resources, uint8_t *count, char *error,
+                  size_t size)
+{
+    const char *equals = memchr (item.ptr, '=', item.len);
+    if (!equals) {
+        snprintf (error, size, "'%.*s' is not NAME=AMOUNT", (int) item.len, item.ptr);
+        return -1;
+    }
+    cask_str_t name = s_trim (item.ptr, equals);
+    if (s_list_name (name, *count, error, size))
+        return -1;
+    for (uint8_t index = 0; index < *count; index++)
+        if (resources [index].name.len == name.len
+        &&  memcmp (resources [index].name.ptr, name.ptr, name.len) == 0) {
+            snprintf (error, size, "%.*s is named twice", (int) name.len, name.ptr);
+            return -1;
+        }
+    //  strtod stops at the comma or blank after the amount, if not before
+    cask_str_t text = s_trim (equals + 1, item.ptr + item.len);
+    char *end = NULL;
+    double amount = text.len ? strtod (text.ptr, &end) : 0;
+    if (end != text.ptr + text.len || !isfinite (amount) || amount <= 0 || amount > 1e300) {
+        snprintf (error, size, "the amount of %.*s must be a positive number up to 1e300, "
+                  "not '%.*s'", (int) name.len, name.ptr, (int) text.len, text.ptr);
+        return -1;
+    }
+    resources [(*count)++] = (cask_resource_t) { name, amount };
+    return 0;
+}
+
+int
+cask_resources_parse (const char *text, cask_resource_t *resources, uint8_t *count,
+                      char *error, size_t size)
+{
+    for (const char *cursor = text; cursor; )
+        if (s_resource_parse (s_list_next (&cursor), resources, count, error, size))
+            return -1;
+    return 0;
 }
 
 void

@@ -321,6 +321,18 @@ typedef struct {
 void cask_library_put (cask_buf_t *buf, const cask_library_t *rec);
 void cask_library_get (cask_rd_t *rd, cask_library_t *rec);
 
+//  Parses text, "NAME=AMOUNT[,NAME=AMOUNT...]" (blanks around items and
+//  around '=' are ignored), appending to resources from *count on: views
+//  into text, which must outlive them. Each name 1 to 255 bytes and given
+//  once, each amount a positive number up to 1e300 (what the wire takes),
+//  at most CASK_MAX_RESOURCES in all. Returns 0, or -1 with what is wrong
+//  written into error (size bytes; *count is then unspecified).
+int cask_resources_parse (const char *text, cask_resource_t *resources, uint8_t *count,
+                          char *error, size_t size);
+//  Parses text, "NAME[,NAME...]", the same way into names.
+int cask_names_parse (const char *text, cask_str_t *names, uint8_t *count, char *error,
+                      size_t size);
+
 //  Where a task may run: on one of the named workers (a name or a peer
 //  endpoint; none: any worker), and only where the resources are free.
 typedef struct {

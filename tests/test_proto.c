@@ -991,6 +991,40 @@ START_TEST (test_records_restrictions_steal_copy_retire)
 }
 END_TEST
 
+//  Lists as people write them: "GPU=2, MEM = 1e9" and "a,b"
+START_TEST (test_resources_and_names_parse)
+{
+    cask_resource_t resources [CASK_MAX_RESOURCES];
+    uint8_t count = 0;
+    char why [300];
+    ck_assert_int_eq (cask_resources_parse ("GPU=2, MEM = 1e9 ", resources, &count, why,
+                                            sizeof why), 0);
+    ck_assert_uint_eq (count, 2);
+    ck_assert (cask_str_eq (resources [1].name, "MEM"));
+    ck_assert (resources [1].amount == 1e9);
+    ck_assert_int_eq (cask_resources_parse ("TPU=0.5", resources, &count, why, sizeof why), 0);
+    ck_assert_uint_eq (count, 3);                   //  appended
+    const char *bad [] = { "", "GPU", "A=1,", "=1", "GPU=0", "GPU=-1", "GPU=nan", "GPU=inf",
+                           "GPU=1e301", "GPU=2x", "GPU=1,GPU=2",
+                           "a=1,b=1,c=1,d=1,e=1,f=1,g=1,h=1,i=1,j=1,k=1,l=1,m=1,n=1,o=1,p=1,q=1" };
+    for (size_t i = 0; i < sizeof bad / sizeof bad [0]; i++) {
+        count = 0;
+        ck_assert_msg (cask_resources_parse (bad [i], resources, &count, why, sizeof why) == -1,
+                       "\"%s\" was taken", bad [i]);
+        ck_assert (strlen (why) > 0);
+    }
+    cask_str_t names [CASK_MAX_RESOURCES];
+    count = 0;
+    ck_assert_int_eq (cask_names_parse ("alice, tcp://10.0.0.1:4000", names, &count, why,
+                                        sizeof why), 0);
+    ck_assert_uint_eq (count, 2);
+    ck_assert (cask_str_eq (names [1], "tcp://10.0.0.1:4000"));
+    count = 0;
+    ck_assert_int_eq (cask_names_parse ("a,,b", names, &count, why, sizeof why), -1);
+    ck_assert_ptr_nonnull (strstr (why, "1 to 255 bytes"));
+}
+END_TEST
+
 START_TEST (test_records_task_hostile)
 {
     //  ndeps far beyond the bytes left fails without looping over them
@@ -1528,6 +1562,7 @@ main (void)
     tcase_add_test (codec, test_records_task_batch);
     tcase_add_test (codec, test_records_task_hostile);
     tcase_add_test (codec, test_records_restrictions_steal_copy_retire);
+    tcase_add_test (codec, test_resources_and_names_parse);
 
     TCase *wire = tcase_create ("wire");
     tcase_set_timeout (wire, 60);

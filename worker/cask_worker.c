@@ -13,7 +13,8 @@
     payload frames and waits on one fetch per missing key; fetches are
     shared between the tasks that need the same key, and a fetched value
     lives only as long as the tasks that use it (the broker does not know
-    about copies, so it could never free them).
+    this worker has it, so it could never free it; COPY, below, is how the
+    broker has a value kept here).
 
     A peer that stays silent for fetch_timeout_ms while we wait on it is
     given up: its fetches fail and its socket is closed, so a later task
@@ -31,6 +32,21 @@
     Clients scatter data with PUT on the peer socket: each value is kept
     (when it fits under the memory limit) like a result, and the broker
     learns of it through DONE as if a task had made it.
+
+    FREE of a task not finished here, and STEAL, drop jobs: a dropped job
+    is never run (an executor that takes it skips it), is released when it
+    comes back or when its fetches end, and no DONE is sent for it. STEAL
+    drops only the jobs no executor has taken, decided under the pool's
+    lock, under which executors take jobs, and answers STOLEN at once with
+    what it gave up. Both look their keys up in one walk of the jobs.
+
+    COPY is a job with no function whose one dependency is the key: it
+    shares fetches with tasks, FREE and RESTART drop it as they drop a
+    task, and once its value is here it is kept as a result of this
+    worker's own, with DONE as if a task had made it.
+
+    RETIRE ends the loop as a signal does, once the batches of that
+    wake-up are sent: the worker says BYE and stops.
 */
 #include "cask_worker.h"
 #include "cask_call.h"
@@ -78,8 +94,9 @@ struct _s_job_t {
     uint32_t nwaiting;                  //  fetches this job waits on
     bool failed;                        //  DONE already sent
     bool live;                          //  in use, not on the free list
-    bool dropped;                       //  FREE came first: no run, no DONE
+    bool dropped;                       //  FREE or STEAL came first: no run, no DONE
     bool ran;                           //  the executor ran it
+    bool copy;                          //  COPY: keep refs [0] under key, run nothing
     uint32_t epoch;                     //  the worker's when the TASK came
     int32_t priority;                   //  higher runs first
     uint64_t sequence;                  //  order of readiness, among equals
@@ -136,6 +153,7 @@ struct _cask_worker_t {
     cask_worker_config_t config;        //  strings copied below
     char *broker_endpoint;
     char *name;
+    char resource_names [CASK_MAX_RESOURCES][CASK_MAX_KEY + 1];
     char endpoint [CASK_MAX_KEY + 1];   //  as peers connect to it
     uint32_t id;                        //  from WELCOME
     void *ctx;
@@ -166,9 +184,12 @@ struct _cask_worker_t {
     cask_buf_t scratch;                 //  for one-off messages
     cask_message_t msg;                 //  last received
     int64_t next_tick;
+    bool retired;                       //  RETIRE came: the loop ends
     uint64_t tasks_run;
     uint64_t tasks_failed;
     uint64_t tasks_abandoned;           //  running at a RESTART or FREE
+    uint64_t tasks_stolen;              //  given up on a STEAL
+    uint64_t copies;                    //  COPY records received
     uint64_t values_put;                //  kept from PUT
     uint64_t values_refused;            //  refused from PUT
     uint64_t fetches_from_peers;
@@ -242,6 +263,7 @@ s_job_clear (s_job_t *job)
     job->live = false;
     job->dropped = false;
     job->ran = false;
+    job->copy = false;
     job->args_size = 0;
     cask_message_close (&job->frames);
     cask_message_init (&job->frames);
@@ -320,6 +342,14 @@ s_done_add (cask_worker_t *self, const cask_done_t *rec)
         s_done_send (self);
 }
 
+//  True while the broker waits for the job's DONE: none sent yet, and not
+//  dropped (by FREE, STEAL or RESTART).
+static bool
+s_job_owes_done (cask_worker_t *self, const s_job_t *job)
+{
+    return !job->failed && !job->dropped && job->epoch == self->epoch;
+}
+
 //  Fails a task with DONE ok=0. The job itself lives on while fetches
 //  still refer to it.
 static void
@@ -341,6 +371,34 @@ s_job_fail (cask_worker_t *self, s_job_t *job, const char *format, ...)
     job->failed = true;
     if (job->nwaiting == 0)
         s_job_release (self, job);
+}
+
+//  Keeps the result of a job that ran, or a copy's value, as this
+//  worker's result of its key and tells the broker with DONE, or tells it
+//  of the failure; releases the job.
+static void
+s_job_finish (cask_worker_t *self, s_job_t *job)
+{
+    if (job->ok) {
+        cask_value_t *result = job->result ? job->result : cask_null ();
+        job->result = NULL;
+        cask_done_t rec = { cask_str (job->key), 1, 0, 0, job->duration_us, cask_str (NULL) };
+        if (result) {
+            rec.type = (uint8_t) cask_value_type (result);
+            rec.nbytes = cask_value_nbytes (result);
+        }
+        if (cask_store_put (self->store, cask_str (job->key), result) == 0) {
+            s_done_add (self, &rec);
+            s_job_release (self, job);
+            return;
+        }
+        job->error = strdup ("worker out of memory for the result");
+    }
+    cask_done_t rec = { cask_str (job->key), 0, 0, 0, job->duration_us,
+                        cask_str (job->error ? job->error : "failed (worker out of memory)") };
+    s_done_add (self, &rec);
+    self->tasks_failed++;
+    s_job_release (self, job);
 }
 
 //  ---------------------------------------------------------------------
@@ -521,7 +579,10 @@ s_pool_submit (cask_worker_t *self)
     pthread_mutex_unlock (&pool->lock);
     while (job) {
         s_job_t *next = job->next;
-        s_job_fail (self, job, "%s: worker out of memory", job->function);
+        if (s_job_owes_done (self, job))
+            s_job_fail (self, job, "%s: worker out of memory", job->function);
+        else
+            s_job_release (self, job);
         job = next;
     }
 }
@@ -648,14 +709,28 @@ s_job_keep_args (s_job_t *job, cask_message_t *msg, size_t frame_base,
     return 0;
 }
 
+//  A copy's value is here: it becomes a result of this worker's own.
+static void
+s_copy_keep (cask_worker_t *self, s_job_t *job)
+{
+    job->result = job->refs [0];
+    job->refs [0] = NULL;
+    job->ok = true;
+    job->duration_us = 0;
+    s_job_finish (self, job);
+}
+
 //  One of the fetches the job waited on has ended.
 static void
 s_job_fetched (cask_worker_t *self, s_job_t *job)
 {
     if (--job->nwaiting > 0)
         return;
-    if (job->failed || job->dropped || job->epoch != self->epoch)
+    if (!s_job_owes_done (self, job))
         s_job_release (self, job);
+    else
+    if (job->copy)
+        s_copy_keep (self, job);
     else
         s_job_decode (self, job, &job->frames, 0, job->frames.nframes,
                       (cask_str_t) { (const char *) job->args_data, job->args_size });
@@ -764,6 +839,13 @@ s_fetch_destroy (cask_worker_t *self, s_fetch_t **fetch_p)
     *fetch_p = NULL;
 }
 
+//  What a job fetches for, as its failure messages say it.
+static const char *
+s_job_fetch_verb (const s_job_t *job)
+{
+    return job->copy ? "copy" : "fetch dependency";
+}
+
 //  Fills the slots of every waiting job with value (or with nothing, when
 //  value is NULL) and tells the jobs; ends the fetch.
 static void
@@ -778,8 +860,8 @@ s_fetch_end (cask_worker_t *self, s_fetch_t *fetch, cask_value_t *value,
                 if (value)
                     job->refs [slot] = cask_value_ref (value);
             }
-        if (!value && !job->failed && job->epoch == self->epoch)
-            s_job_fail (self, job, "could not fetch dependency %s from %s: %s",
+        if (!value && s_job_owes_done (self, job))
+            s_job_fail (self, job, "could not %s %s from %s: %s", s_job_fetch_verb (job),
                         fetch->key, fetch->peer->endpoint, reason);
         s_job_fetched (self, job);
     }
@@ -1036,6 +1118,27 @@ s_on_library (cask_worker_t *self, cask_message_t *msg)
     free (funcs);
 }
 
+//  Fills slot of the job with key from the store, or asks holder for it.
+//  Returns 0, or -1 when the job has failed.
+static int
+s_job_need (cask_worker_t *self, s_job_t *job, uint32_t slot, cask_str_t key,
+            cask_str_t holder)
+{
+    cask_value_t *value = cask_store_lookup (self->store, key);
+    const char *why;
+    if (value)
+        job->refs [slot] = cask_value_ref (value);
+    else
+    if (s_fetch (self, job, slot, key, holder, &why)) {
+        s_job_fail (self, job, "could not %s %.*s from %.*s: %s", s_job_fetch_verb (job),
+                    (int) key.len, key.ptr,
+                    (int) (holder.len ? holder.len : strlen (self->endpoint)),
+                    holder.len ? holder.ptr : self->endpoint, why);
+        return -1;
+    }
+    return 0;
+}
+
 //  Takes the job's dependencies from the store or asks peers for them.
 //  Returns 0, or -1 when the job has failed.
 static int
@@ -1044,33 +1147,34 @@ s_job_gather (cask_worker_t *self, s_job_t *job, cask_rd_t *deps)
     for (uint32_t index = 0; index < job->ndeps; index++) {
         cask_str_t key = cask_get_str8 (deps);
         cask_str_t holder = cask_get_str8 (deps);
-        cask_value_t *value = cask_store_lookup (self->store, key);
-        const char *why;
-        if (value)
-            job->refs [index] = cask_value_ref (value);
-        else
-        if (s_fetch (self, job, index, key, holder, &why)) {
-            s_job_fail (self, job, "could not fetch dependency %.*s from %.*s: %s",
-                        (int) key.len, key.ptr,
-                        (int) (holder.len ? holder.len : strlen (self->endpoint)),
-                        holder.len ? holder.ptr : self->endpoint, why);
+        if (s_job_need (self, job, index, key, holder))
             return -1;
-        }
     }
     return 0;
+}
+
+//  A new job for key, or NULL when out of memory (the broker is told with
+//  DONE).
+static s_job_t *
+s_job_start (cask_worker_t *self, cask_str_t key)
+{
+    s_job_t *job = s_job_new (self);
+    if (job)
+        cask_str_copy (key, job->key, sizeof job->key);
+    else {
+        cask_done_t done = { key, 0, 0, 0, 0, cask_str ("worker out of memory") };
+        s_done_add (self, &done);
+        self->tasks_failed++;
+    }
+    return job;
 }
 
 static void
 s_on_task (cask_worker_t *self, cask_message_t *msg, cask_task_t *rec, size_t frame_base)
 {
-    s_job_t *job = s_job_new (self);
-    if (!job) {
-        cask_done_t done = { rec->key, 0, 0, 0, 0, cask_str ("worker out of memory") };
-        s_done_add (self, &done);
-        self->tasks_failed++;
+    s_job_t *job = s_job_start (self, rec->key);
+    if (!job)
         return;
-    }
-    cask_str_copy (rec->key, job->key, sizeof job->key);
     job->priority = rec->priority;
     const char *error;
     job->fn = cask_libraries_function (self->libraries, rec->fn, &job->function, &error);
@@ -1117,35 +1221,171 @@ s_on_tasks (cask_worker_t *self, cask_message_t *msg)
         cask_log_print (self->log, CASK_LOG_WARNING, "TASK has bytes after its %u records", count);
 }
 
-//  FREE for a task not finished here: every job of key received so far is
-//  dropped, wherever it is (waiting for fetches, queued, running); the
-//  executors skip a dropped job and its result is discarded. A result is
-//  usually what FREE names, so this walk is the rare case.
+//  A copy of key from holder: a job whose one dependency is the key, kept
+//  at once when the key is here already.
 static void
-s_jobs_drop (cask_worker_t *self, cask_str_t key)
+s_on_copy (cask_worker_t *self, const cask_copy_t *rec)
 {
-    pthread_mutex_lock (&self->pool.lock);
-    for (s_job_t *job = self->every_job; job; job = job->every)
-        if (job->live && !job->failed && strlen (job->key) == key.len
-        &&  memcmp (job->key, key.ptr, key.len) == 0)
-            job->dropped = true;
-    pthread_mutex_unlock (&self->pool.lock);
+    self->copies++;
+    s_job_t *job = s_job_start (self, rec->key);
+    if (!job)
+        return;
+    job->copy = true;
+    if (s_job_reserve_deps (job, 1))
+        s_job_fail (self, job, "worker out of memory");
+    else
+    if (s_job_need (self, job, 0, rec->key, rec->holder) == 0 && job->nwaiting == 0)
+        s_copy_keep (self, job);
 }
 
 static void
-s_on_free (cask_worker_t *self, cask_message_t *msg)
+s_on_copies (cask_worker_t *self, cask_message_t *msg)
 {
     cask_rd_t rd;
     cask_rd_init (&rd, zmq_msg_data (&msg->body), zmq_msg_size (&msg->body));
     uint32_t count = cask_get_u32 (&rd);
-    for (uint32_t index = 0; index < count && !rd.failed; index++) {
-        cask_str_t key = cask_get_str8 (&rd);
-        if (!rd.failed && cask_store_remove (self->store, key))
-            s_jobs_drop (self, key);
+    for (uint32_t index = 0; index < count; index++) {
+        cask_copy_t rec;
+        cask_copy_get (&rd, &rec);
+        if (rd.failed) {
+            cask_log_print (self->log, CASK_LOG_WARNING,
+                            "ignoring the rest of a malformed COPY (record %u of %u)",
+                            index + 1, count);
+            return;
+        }
+        s_on_copy (self, &rec);
     }
-    self->trim_due = true;
     if (!cask_rd_done (&rd))
-        cask_log_print (self->log, CASK_LOG_WARNING, "FREE is malformed");
+        cask_log_print (self->log, CASK_LOG_WARNING, "COPY has bytes after its %u records", count);
+}
+
+//  A key that a FREE or a STEAL names, and what became of its jobs.
+typedef struct {
+    cask_str_t key;                     //  into the message
+    uint32_t dropped;                   //  jobs given up
+    uint32_t started;                   //  jobs kept: an executor had taken them
+} s_claim_t;
+
+static const void *
+s_claim_key (const void *item, size_t *size)
+{
+    const s_claim_t *claim = (const s_claim_t *) item;
+    *size = claim->key.len;
+    return claim->key.ptr;
+}
+
+//  Reads the str8 keys of a FREE or STEAL into a new array of claims (a
+//  key is a view into msg). Returns it with *count_p set, or NULL when the
+//  message is malformed or memory is short (logged).
+static s_claim_t *
+s_claims_read (cask_worker_t *self, cask_message_t *msg, uint32_t *count_p)
+{
+    cask_rd_t rd;
+    cask_rd_init (&rd, zmq_msg_data (&msg->body), zmq_msg_size (&msg->body));
+    uint32_t count = cask_get_u32 (&rd);
+    //  Every key takes at least its length byte
+    bool plausible = !rd.failed && count <= (size_t) (rd.end - rd.ptr);
+    s_claim_t *claims = plausible
+                      ? (s_claim_t *) calloc (count + 1, sizeof (s_claim_t)) : NULL;
+    for (uint32_t index = 0; claims && index < count; index++)
+        claims [index].key = cask_get_str8 (&rd);
+    if (claims && cask_rd_done (&rd)) {
+        *count_p = count;
+        return claims;
+    }
+    if (plausible && !claims)
+        cask_log_print (self->log, CASK_LOG_ERROR, "out of memory for a %s of %u keys",
+                        cask_command_name (msg->command), count);
+    else
+        cask_log_print (self->log, CASK_LOG_WARNING, "ignoring a malformed %s",
+                        cask_command_name (msg->command));
+    free (claims);
+    return NULL;
+}
+
+//  Drops the jobs of the keys claimed that owe a DONE (of a key named twice,
+//  the first claim gets the counts, and the others a copy): every such job,
+//  or when unstarted_only (STEAL), only those no executor has taken. One
+//  walk of the jobs, under the pool's lock: an executor takes a job under
+//  it, so each job is either dropped before any executor takes it, or
+//  counted as started. A dropped job is never run, is released when it
+//  comes back from the executors or when its fetches end, and has no DONE.
+//  Returns how many jobs were dropped.
+static size_t
+s_jobs_drop (cask_worker_t *self, s_claim_t *claims, uint32_t count, bool unstarted_only)
+{
+    cask_keymap_t *map = count ? cask_keymap_new (s_claim_key) : NULL;
+    uint32_t indexed = 0;
+    for (; map && indexed < count; indexed++) {
+        s_claim_t *claim = &claims [indexed];
+        if (!cask_keymap_lookup (map, claim->key.ptr, claim->key.len)
+        &&  cask_keymap_insert (map, claim))
+            break;
+    }
+    if (indexed < count)        //  those jobs run, and their DONEs follow
+        cask_log_print (self->log, CASK_LOG_ERROR, "out of memory: %u tasks not dropped",
+                        count - indexed);
+    size_t dropped = 0;
+    pthread_mutex_lock (&self->pool.lock);
+    for (s_job_t *job = map ? self->every_job : NULL; job; job = job->every) {
+        s_claim_t *claim = job->live && s_job_owes_done (self, job)
+            ? (s_claim_t *) cask_keymap_lookup (map, job->key, strlen (job->key)) : NULL;
+        if (claim && unstarted_only && job->ran)
+            claim->started++;
+        else
+        if (claim) {
+            job->dropped = true;
+            claim->dropped++;
+            dropped++;
+        }
+    }
+    pthread_mutex_unlock (&self->pool.lock);
+    for (uint32_t index = 0; index < indexed; index++)
+        claims [index] = *(s_claim_t *) cask_keymap_lookup (map, claims [index].key.ptr,
+                                                             claims [index].key.len);
+    cask_keymap_destroy (&map);
+    return dropped;
+}
+
+//  FREE names results, usually; a key not held here is a task not finished
+//  here, whose jobs are dropped wherever they are.
+static void
+s_on_free (cask_worker_t *self, cask_message_t *msg)
+{
+    uint32_t count;
+    s_claim_t *claims = s_claims_read (self, msg, &count);
+    if (!claims)
+        return;
+    uint32_t unfinished = 0;
+    for (uint32_t index = 0; index < count; index++)
+        if (cask_store_remove (self->store, claims [index].key))
+            claims [unfinished++] = claims [index];
+    s_jobs_drop (self, claims, unfinished, false);
+    free (claims);
+    self->trim_due = true;
+}
+
+//  STEAL: gives up the tasks of these keys that have not started, and
+//  answers STOLEN with a record per key, in order.
+static void
+s_on_steal (cask_worker_t *self, cask_message_t *msg)
+{
+    uint32_t count;
+    s_claim_t *claims = s_claims_read (self, msg, &count);
+    if (!claims)
+        return;
+    self->tasks_stolen += s_jobs_drop (self, claims, count, true);
+    cask_buf_reset (&self->scratch);
+    cask_put_u32 (&self->scratch, count);
+    for (uint32_t index = 0; index < count; index++) {
+        s_claim_t *claim = &claims [index];
+        cask_stolen_t rec = { claim->key, claim->dropped > 0 && claim->started == 0 };
+        cask_stolen_put (&self->scratch, &rec);
+    }
+    free (claims);
+    if (cask_send (self->broker, NULL, CASK_MSG_STOLEN, &self->scratch, NULL))
+        cask_log_print (self->log, CASK_LOG_ERROR, "cannot send STOLEN for %u tasks: %s",
+                        count, zmq_strerror (errno));
 }
 
 //  Back to a clean state, in a new epoch; libraries stay loaded.
@@ -1170,6 +1410,16 @@ s_on_restart (cask_worker_t *self)
     if (cask_send (self->broker, NULL, CASK_MSG_RESTARTED, NULL, NULL))
         cask_log_print (self->log, CASK_LOG_ERROR, "cannot send RESTARTED: %s",
                         zmq_strerror (errno));
+}
+
+//  RETIRE: the broker has taken what it needed from here. The loop ends
+//  after this wake-up's batches are sent, and the worker stops as on a
+//  signal.
+static void
+s_on_retire (cask_worker_t *self)
+{
+    cask_log_print (self->log, CASK_LOG_INFO, "retired by the broker");
+    self->retired = true;
 }
 
 static void
@@ -1197,6 +1447,9 @@ s_on_broker_message (cask_worker_t *self, cask_message_t *msg)
         case CASK_MSG_TASK: s_on_tasks (self, msg); break;
         case CASK_MSG_FREE: s_on_free (self, msg); break;
         case CASK_MSG_RESTART: s_on_restart (self); break;
+        case CASK_MSG_STEAL: s_on_steal (self, msg); break;
+        case CASK_MSG_COPY: s_on_copies (self, msg); break;
+        case CASK_MSG_RETIRE: s_on_retire (self); break;
         case CASK_MSG_ERROR: s_on_broker_error (self, msg); break;
         default:
             cask_log_print (self->log, CASK_LOG_WARNING, "ignoring %s (0x%02x) from the broker",
@@ -1204,7 +1457,8 @@ s_on_broker_message (cask_worker_t *self, cask_message_t *msg)
     }
 }
 
-//  s_drain's handler for the broker's DEALER.
+//  s_drain's handler for the broker's DEALER: nothing is read after
+//  RETIRE.
 static bool
 s_from_broker (cask_worker_t *self, void *arg, const char *why)
 {
@@ -1214,7 +1468,7 @@ s_from_broker (cask_worker_t *self, void *arg, const char *why)
                         "ignoring a bad message from the broker: %s", why);
     else
         s_on_broker_message (self, &self->msg);
-    return true;
+    return !self->retired;
 }
 
 //  ---------------------------------------------------------------------
@@ -1246,6 +1500,10 @@ s_send_report (cask_worker_t *self, cask_message_t *request)
     cJSON_AddStringToObject (report, "endpoint", self->endpoint);
     cJSON_AddNumberToObject (report, "nthreads", self->config.nthreads);
     cJSON_AddNumberToObject (report, "memory_limit", (double) self->config.memory_limit);
+    cJSON *resources = cJSON_AddObjectToObject (report, "resources");
+    for (uint8_t index = 0; resources && index < self->config.nresources; index++)
+        cJSON_AddNumberToObject (resources, self->resource_names [index],
+                                 self->config.resources [index].amount);
     cJSON_AddNumberToObject (report, "tasks_run", (double) self->tasks_run);
     cJSON_AddNumberToObject (report, "tasks_failed", (double) self->tasks_failed);
     cJSON_AddNumberToObject (report, "tasks_in_flight", (double) self->jobs_in_flight);
@@ -1253,6 +1511,8 @@ s_send_report (cask_worker_t *self, cask_message_t *request)
     cJSON_AddNumberToObject (report, "bytes_held", (double) cask_store_bytes (self->store));
     cJSON_AddNumberToObject (report, "rss_bytes", (double) s_rss_bytes ());
     cJSON_AddNumberToObject (report, "tasks_abandoned", (double) self->tasks_abandoned);
+    cJSON_AddNumberToObject (report, "tasks_stolen", (double) self->tasks_stolen);
+    cJSON_AddNumberToObject (report, "copies", (double) self->copies);
     cJSON_AddNumberToObject (report, "values_put", (double) self->values_put);
     cJSON_AddNumberToObject (report, "values_refused", (double) self->values_refused);
     cJSON_AddNumberToObject (report, "fetches_from_peers", (double) self->fetches_from_peers);
@@ -1457,32 +1717,13 @@ s_from_router (cask_worker_t *self, void *arg, const char *why)
 static void
 s_on_finished (cask_worker_t *self, s_job_t *job)
 {
-    if (job->dropped || job->epoch != self->epoch) {
+    if (!s_job_owes_done (self, job)) {
         self->tasks_abandoned += job->ran;
         s_job_release (self, job);
         return;
     }
     self->tasks_run++;
-    if (job->ok) {
-        cask_value_t *result = job->result ? job->result : cask_null ();
-        job->result = NULL;
-        cask_done_t rec = { cask_str (job->key), 1, 0, 0, job->duration_us, cask_str (NULL) };
-        if (result) {
-            rec.type = (uint8_t) cask_value_type (result);
-            rec.nbytes = cask_value_nbytes (result);
-        }
-        if (cask_store_put (self->store, cask_str (job->key), result) == 0) {
-            s_done_add (self, &rec);
-            s_job_release (self, job);
-            return;
-        }
-        job->error = strdup ("worker out of memory for the result");
-    }
-    cask_done_t rec = { cask_str (job->key), 0, 0, 0, job->duration_us,
-                        cask_str (job->error ? job->error : "failed (worker out of memory)") };
-    s_done_add (self, &rec);
-    self->tasks_failed++;
-    s_job_release (self, job);
+    s_job_finish (self, job);
 }
 
 static void
@@ -1574,7 +1815,7 @@ s_poll_once (cask_worker_t *self)
 int
 cask_worker_run (cask_worker_t *self)
 {
-    while (!(self->config.interrupted && *self->config.interrupted))
+    while (!self->retired && !(self->config.interrupted && *self->config.interrupted))
         if (s_poll_once (self))
             return -1;
     return 0;
@@ -1682,7 +1923,9 @@ s_connect_broker (cask_worker_t *self)
     cask_hello_t hello = { .role = CASK_ROLE_WORKER, .name = cask_str (self->name),
                            .nthreads = self->config.nthreads,
                            .memory_limit = self->config.memory_limit,
-                           .endpoint = cask_str (self->endpoint) };
+                           .endpoint = cask_str (self->endpoint),
+                           .nresources = self->config.nresources };
+    memcpy (hello.resources, self->config.resources, sizeof hello.resources);
     cask_buf_reset (&self->scratch);
     cask_hello_put (&self->scratch, &hello);
     return cask_send (self->broker, NULL, CASK_MSG_HELLO, &self->scratch, NULL);
@@ -1725,6 +1968,11 @@ cask_worker_new (const cask_worker_config_t *config)
     self->config = *config;
     self->broker_endpoint = strdup (config->broker);
     self->name = strdup (config->name);
+    for (uint8_t index = 0; index < config->nresources && index < CASK_MAX_RESOURCES; index++) {
+        cask_resource_t *resource = &self->config.resources [index];
+        resource->name = cask_str (cask_str_copy (resource->name, self->resource_names [index],
+                                                  sizeof self->resource_names [index]));
+    }
     cask_batch_init (&self->done);
     cask_batch_init (&self->stored);
     cask_buf_init (&self->scratch);
@@ -1736,7 +1984,8 @@ cask_worker_new (const cask_worker_config_t *config)
     self->log = cask_log_new (config->name, config->verbose ? CASK_LOG_DEBUG : CASK_LOG_WARNING);
     self->fetches = cask_keymap_new (s_fetch_key);
     if (!self->broker_endpoint || !self->name || !self->ctx || !self->store
-    ||  !self->libraries || !self->log || !self->fetches || config->nthreads == 0) {
+    ||  !self->libraries || !self->log || !self->fetches || config->nthreads == 0
+    ||  config->nresources > CASK_MAX_RESOURCES) {
         cask_worker_destroy (&self);
         return NULL;
     }

@@ -6,6 +6,9 @@
     PUT from clients that scatter data),
     an inproc PULL for finished tasks, and a DEALER to each other worker it
     fetches dependencies from. N executor threads run the task functions.
+
+    The broker may also take back queued tasks (STEAL), have the worker
+    copy results from a peer (COPY) and tell it to leave (RETIRE).
 */
 #ifndef CASK_WORKER_H_INCLUDED
 #define CASK_WORKER_H_INCLUDED
@@ -13,6 +16,7 @@
 #include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include "cask_proto.h"
 
 typedef struct _cask_worker_t cask_worker_t;
 
@@ -20,23 +24,32 @@ typedef struct {
     const char *broker;         //  broker endpoint, "tcp://host:port"
     const char *listen;         //  peer endpoint to bind, "tcp://127.0.0.1:*"
     const char *dir;            //  existing directory for task libraries
-    const char *name;           //  for logs, HELLO and REPORT
+    const char *name;           //  for logs, HELLO and REPORT; tasks may ask for it
     uint32_t nthreads;          //  executor threads, at least 1
     uint64_t memory_limit;      //  bytes, as told to the broker
     int fetch_timeout_ms;       //  a peer silent this long fails its fetches
     bool verbose;               //  log info and debug lines too
+    //  What the worker declares in HELLO (--resources): at most
+    //  CASK_MAX_RESOURCES, unique names of 1 to 255 bytes, amounts in
+    //  (0, 1e300] (what the codec accepts)
+    uint8_t nresources;
+    cask_resource_t resources [CASK_MAX_RESOURCES];
     volatile sig_atomic_t *interrupted;     //  run returns once nonzero; may be NULL
 } cask_worker_config_t;
 
 //  Binds the peer socket, starts the executors and says HELLO to the
-//  broker. Returns the worker, or NULL (the reason is logged).
+//  broker. The strings of config (resource names too) are copied; the
+//  interrupted flag is read until the worker is destroyed. Returns the
+//  worker, or NULL (the reason is logged).
 cask_worker_t *cask_worker_new (const cask_worker_config_t *config);
 //  Says BYE, stops the executors (a task still running after a short grace
 //  is abandoned, and with it the cleanup it could still use), closes the
 //  sockets, frees everything and nulls *self_p. Safe twice.
 void cask_worker_destroy (cask_worker_t **self_p);
-//  Serves until *config->interrupted is set or the context fails.
-//  Returns 0, or -1 on a socket failure.
+//  Serves until *config->interrupted is set, or until the broker retires
+//  the worker (RETIRE: it has taken what it needed from here), or until
+//  the context fails. Returns 0 (interrupted or retired: destroy the
+//  worker, which says BYE), or -1 on a socket failure.
 int cask_worker_run (cask_worker_t *self);
 //  The peer endpoint others connect to.
 const char *cask_worker_endpoint (cask_worker_t *self);

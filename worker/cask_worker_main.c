@@ -3,6 +3,9 @@
 
     Without --dir the worker makes a fresh directory under /tmp and removes
     it at exit; a directory given with --dir is the user's and is kept.
+
+    The process exits with 0 when a signal stops it or the broker retires
+    it, 1 when it cannot start or its sockets fail, 2 on a bad option.
 */
 #include "cask_worker.h"
 
@@ -42,13 +45,21 @@ s_usage (FILE *out)
         "  --listen ENDPOINT     peer endpoint to bind (default: " S_DEFAULT_LISTEN ")\n"
         "  --dir DIR             directory for task libraries (default: a fresh\n"
         "                        /tmp/cask-worker-XXXXXX, removed at exit)\n"
-        "  --name NAME           name in logs and reports (default: worker-HOST-PID)\n"
+        "  --name NAME           name in logs and reports, and the name tasks may ask\n"
+        "                        for to run here (default: worker-HOST-PID)\n"
+        "  --resources NAME=AMOUNT[,NAME=AMOUNT...]\n"
+        "                        what this worker has, e.g. GPU=2,MEM=1e9 (at most %d,\n"
+        "                        amounts positive, up to 1e300; may be repeated): a\n"
+        "                        task that asks for GPU=1 runs here only while the\n"
+        "                        tasks running here use at most 2 GPU in all\n"
         "  --memory-limit BYTES  memory the broker may count on, with an optional\n"
         "                        K, M, G or T suffix (default: physical memory)\n"
         "  --fetch-timeout MS    give up on a silent peer after MS (default: %d)\n"
         "  --verbose             log what happens, not only problems\n"
-        "  --help                show this and exit\n",
-        S_DEFAULT_FETCH_TIMEOUT_MS);
+        "  --help                show this and exit\n"
+        "\n"
+        "Exits with 0 when stopped by SIGINT or SIGTERM, or retired by the broker.\n",
+        CASK_MAX_RESOURCES, S_DEFAULT_FETCH_TIMEOUT_MS);
 }
 
 //  "host:port" becomes "tcp://host:port"; anything with a scheme is kept.
@@ -154,6 +165,20 @@ typedef struct {
     cask_worker_config_t config;
 } s_options_t;
 
+//  Adds the resources of --resources LIST (from argv, which outlives the
+//  views into it) to the options. Returns 0, or -1 after saying what is
+//  wrong.
+static int
+s_parse_resources (s_options_t *options, const char *list)
+{
+    cask_worker_config_t *config = &options->config;
+    char why [300];
+    if (cask_resources_parse (list, config->resources, &config->nresources, why, sizeof why) == 0)
+        return 0;
+    fprintf (stderr, "E: --resources \"%s\": %s\n", list, why);
+    return -1;
+}
+
 //  Parses the command line. Returns 0 to run, 1 to exit successfully
 //  (--help), -1 on a usage error.
 static int
@@ -164,6 +189,7 @@ s_parse_options (s_options_t *options, int argc, char *argv [])
         { "listen", required_argument, NULL, 'l' },
         { "dir", required_argument, NULL, 'd' },
         { "name", required_argument, NULL, 'N' },
+        { "resources", required_argument, NULL, 'r' },
         { "memory-limit", required_argument, NULL, 'm' },
         { "fetch-timeout", required_argument, NULL, 't' },
         { "verbose", no_argument, NULL, 'v' },
@@ -202,6 +228,10 @@ s_parse_options (s_options_t *options, int argc, char *argv [])
                     return -1;
                 }
                 snprintf (options->name, sizeof options->name, "%s", optarg);
+                break;
+            case 'r':
+                if (s_parse_resources (options, optarg))
+                    return -1;
                 break;
             case 'm':
                 if (s_parse_size (optarg, &config->memory_limit)) {

@@ -1,17 +1,22 @@
 /*  cask_client.c - the client's connection to a cask cluster.
 
     One DEALER talks to the broker: HELLO, REGISTER, SUBMIT, RELEASE,
-    CANCEL, RESTART, FIRE, SCATTER, PUBLISH, LOOKUP, UNPUBLISH and BYE go
-    out; WELCOME, STATE, WORKER, REGISTERED, RESTARTED, DATASET and ERROR
-    come in. One DEALER per worker, made on first use, fetches
-    results straight from the worker that holds them (GET/DATA) and uploads
-    scattered values to it (PUT/STORED). There is no background thread: each
+    CANCEL, RESTART, FIRE, SCATTER, PUBLISH, LOOKUP, UNPUBLISH, RETIRE and
+    BYE go out; WELCOME, STATE, WORKER, REGISTERED, RESTARTED, DATASET,
+    RETIRED and ERROR come in. One DEALER per worker, made on first use,
+    fetches results straight from the worker that holds them (GET/DATA) and
+    uploads scattered values to it (PUT/STORED). There is no background thread: each
     blocking call, and each status query, pumps the sockets.
 
     Task keys are deterministic, as with Dask's pure=True: the function name
-    and a 128-bit hash of the encoded arguments, the dependency keys and the
-    bytes of any payload frames. Equal submits share one key, and the client
-    keeps one record per key whatever the number of futures pointing at it.
+    and a 128-bit hash of the encoded arguments, the dependency keys, the
+    bytes of any payload frames and the restrictions block, if any. Equal
+    submits share one key, and the client keeps one record per key whatever
+    the number of futures pointing at it.
+
+    Restrictions (workers, resources) are parsed from the submit options
+    once per submit or map and encoded once into the wire's block, which
+    each task record then carries as is and its key hashes.
 */
 #include "cask_client_internal.h"
 #include "cask_hash.h"
@@ -22,6 +27,7 @@
 #include <czmq.h>
 #include <dlfcn.h>
 #include <errno.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -38,6 +44,10 @@
 #define S_BATCH_BYTES (8u << 20)
 //  Payload frames per SUBMIT before it is sent at once
 #define S_BATCH_FRAMES (CASK_MAX_FRAMES / 2)
+//  Worker ids one RETIRE can carry (u32 keep, u32 count, u32 per id)
+#define S_RETIRE_MAX_IDS ((CASK_MAX_BODY - 8) / 4)
+//  Grace for retired local workers to exit by themselves before SIGKILL
+#define S_REAP_GRACE_MS 5000
 
 //  A function the cluster knows
 typedef struct {
@@ -75,6 +85,7 @@ struct _cask_client_t {
     cask_record_t **deps;       //  one task's dependencies
     size_t ndeps;
     size_t capdeps;
+    cask_buf_t restrictions;    //  the submit's restrictions block; empty: none
     uint64_t serial;            //  counts encoded tasks, to dedupe their deps
     cask_batch_t releases;      //  RELEASE batch being built
     cask_message_t in;          //  incoming message
@@ -94,6 +105,9 @@ struct _cask_client_t {
     char *answer_error;         //  the ERROR's message
     cask_record_t *answer_record;   //  LOOKUP: the dataset's record
     bool restarted;             //  RESTARTED came
+    uint32_t retires_due;       //  RETIRE sent whose RETIRED has not come
+    cask_cluster_info_t *retiring;  //  while a local cluster's retire waits: its
+                                    //  workers before, to know them by id
     uint32_t reports_due;       //  STATUS sent whose REPORT has not come
     bool report_wanted;         //  cask_client_status waits for a REPORT
     char *report;               //  the REPORT it waits for, once here
@@ -122,9 +136,11 @@ s_key_print (const char *name, const uint64_t digest [2], char key [CASK_MAX_KEY
 }
 
 //  "<fn>-<32 hex>" for the task (seed S_SEED_TASK) or value (S_SEED_DATA)
-//  just encoded into self->args/frames/deps
+//  just encoded into self->args/frames/deps, under restrictions (an encoded
+//  block, the last field hashed; NULL or empty: none)
 static void
-s_task_key (cask_client_t *self, const char *fn, uint64_t seed, char key [CASK_MAX_KEY + 1])
+s_task_key (cask_client_t *self, const char *fn, uint64_t seed,
+            const cask_buf_t *restrictions, char key [CASK_MAX_KEY + 1])
 {
     cask_hash_t hash;
     cask_hash_init (&hash, seed);
@@ -136,6 +152,8 @@ s_task_key (cask_client_t *self, const char *fn, uint64_t seed, char key [CASK_M
     for (size_t index = 0; index < self->frames.nframes; index++)
         cask_hash_field (&hash, zmq_msg_data (&self->frames.frames [index]),
                          zmq_msg_size (&self->frames.frames [index]));
+    if (restrictions && restrictions->size)
+        cask_hash_field (&hash, restrictions->data, restrictions->size);
     uint64_t digest [2];
     cask_hash_final (&hash, digest);
     s_key_print (fn, digest, key);
@@ -778,6 +796,28 @@ s_on_report (cask_client_t *self)
     }
 }
 
+//  A RETIRE is answered. While a retire of the local cluster waits, the
+//  processes of the workers that left are marked for it to reap; they are
+//  known by the names the broker's REPORT gave their ids.
+static void
+s_on_retired (cask_client_t *self, cask_rd_t *rd)
+{
+    if (self->retires_due > 0)
+        self->retires_due--;
+    if (!self->retiring)
+        return;
+    cask_retire_t retired;
+    cask_retire_get (rd, &retired);
+    for (uint32_t index = 0; index < retired.nids; index++) {
+        uint32_t id = cask_get_u32 (&retired.ids);
+        if (retired.ids.failed)
+            break;
+        for (size_t known = 0; known < self->retiring->nworkers; known++)
+            if (self->retiring->workers [known].id == id)
+                cask_local_leaving (self->local, self->retiring->workers [known].name);
+    }
+}
+
 static void
 s_dispatch (cask_client_t *self, s_worker_t *worker)
 {
@@ -805,6 +845,7 @@ s_dispatch (cask_client_t *self, s_worker_t *worker)
         case CASK_MSG_ERROR: s_on_error (self, &rd, NULL); break;
         case CASK_MSG_DATASET: s_on_dataset (self, &rd); break;
         case CASK_MSG_RESTARTED: self->restarted = true; break;
+        case CASK_MSG_RETIRED: s_on_retired (self, &rd); break;
         case CASK_MSG_REPORT: s_on_report (self); break;
         default: break;
     }
@@ -979,6 +1020,7 @@ s_client_new (const char *address)
     cask_buf_init (&self->body);
     cask_batch_init (&self->submits);
     cask_buf_init (&self->args);
+    cask_buf_init (&self->restrictions);
     cask_batch_init (&self->releases);
     cask_message_init (&self->out);
     cask_message_init (&self->frames);
@@ -1031,19 +1073,54 @@ cask_client_new (const char *address, int timeout_ms)
     return s_client_connect (address, timeout_ms);
 }
 
+//  The deadline of a call that may take timeout_ms (-1: none)
+static int64_t
+s_deadline (int timeout_ms)
+{
+    return timeout_ms < 0 ? -1 : zclock_mono () + timeout_ms;
+}
+
+//  What is left until deadline in ms, 0 once passed; -1 without a deadline
+static int
+s_remaining (int64_t deadline)
+{
+    if (deadline < 0)
+        return -1;
+    int64_t left = deadline - zclock_mono ();
+    return left > 0 ? (int) left : 0;
+}
+
+//  Waits until the broker has announced n workers, while the local
+//  cluster's processes live, until deadline (made from timeout_ms). Returns
+//  0, or -1 with the reason in error.
+static int
+s_local_join (cask_client_t *self, size_t n, int64_t deadline, int timeout_ms,
+              char *error, size_t error_size)
+{
+    while (cask_client_wait_for_workers (self, n, 50)) {
+        if (cask_local_check (self->local, error, error_size))
+            return -1;
+        if (s_remaining (deadline) == 0) {
+            snprintf (error, error_size, "local cluster: %zu of %zu workers joined within %d ms",
+                      self->nworkers, n, timeout_ms);
+            return -1;
+        }
+    }
+    return 0;
+}
+
 cask_client_t *
 cask_client_new_local (size_t nworkers, int nthreads, int timeout_ms)
 {
     cask_local_defaults (sysconf (_SC_NPROCESSORS_ONLN), &nworkers, &nthreads);
-    int64_t deadline = timeout_ms < 0 ? INT64_MAX : zclock_mono () + timeout_ms;
+    int64_t deadline = s_deadline (timeout_ms);
     char error [sizeof s_last_error];
     cask_local_t *local = cask_local_new (nworkers, nthreads, timeout_ms, error, sizeof error);
     if (!local) {
         s_set_last_error ("%s", error);
         return NULL;
     }
-    int remaining = timeout_ms < 0 ? -1 : (int) (deadline > zclock_mono () ? deadline - zclock_mono () : 0);
-    cask_client_t *self = s_client_connect (cask_local_address (local), remaining);
+    cask_client_t *self = s_client_connect (cask_local_address (local), s_remaining (deadline));
     if (!self) {
         //  the broker's own words say more than a timeout
         if (cask_local_check (local, error, sizeof error) == 0)
@@ -1053,16 +1130,7 @@ cask_client_new_local (size_t nworkers, int nthreads, int timeout_ms)
         return NULL;
     }
     self->local = local;
-    //  Until every worker joined, or one of them (or the broker) died
-    while (cask_client_wait_for_workers (self, nworkers, 50)) {
-        if (cask_local_check (local, error, sizeof error) == 0) {
-            if (timeout_ms >= 0 && zclock_mono () >= deadline) {
-                snprintf (error, sizeof error, "local cluster: %zu of %zu workers joined "
-                          "within %d ms", cask_client_nworkers (self), nworkers, timeout_ms);
-            }
-            else
-                continue;
-        }
+    if (s_local_join (self, nworkers, deadline, timeout_ms, error, sizeof error)) {
         s_set_last_error ("%s", error);
         cask_client_destroy (&self);
         return NULL;
@@ -1102,6 +1170,7 @@ cask_client_destroy (cask_client_t **self_p)
     cask_buf_free (&self->body);
     cask_batch_free (&self->submits);
     cask_buf_free (&self->args);
+    cask_buf_free (&self->restrictions);
     cask_batch_free (&self->releases);
     cask_batch_free (&self->keys);
     cask_message_close (&self->out);
@@ -1391,13 +1460,18 @@ s_batch_add (cask_client_t *self, const char *key, uint32_t fn,
              const cask_submit_opts_t *opts)
 {
     cask_buf_t *body = cask_batch_add (&self->submits);
-    cask_task_t head = { .key = cask_str (key), .fn = fn, .retries = opts->retries,
-                         .priority = opts->priority, .ndeps = (uint32_t) self->ndeps };
+    bool restricted = self->restrictions.size > 0;
+    cask_task_t head = { .key = cask_str (key), .fn = fn,
+                         .flags = restricted ? CASK_TASK_RESTRICTED : 0,
+                         .retries = opts->retries, .priority = opts->priority,
+                         .ndeps = (uint32_t) self->ndeps };
     cask_task_put_head (body, &head);
     for (size_t index = 0; index < self->ndeps; index++)
         cask_put_str8 (body, cask_str (self->deps [index]->key));
     cask_str_t args = { (const char *) self->args.data, self->args.size };
     cask_task_put_tail (body, (uint32_t) self->frames.nframes, args);
+    if (restricted)
+        cask_put_raw (body, self->restrictions.data, self->restrictions.size);
     for (size_t index = 0; index < self->frames.nframes; index++)
         cask_message_move_frame (&self->out, &self->frames.frames [index]);
     self->frames.nframes = 0;   //  all moved out, nothing left to close
@@ -1415,7 +1489,7 @@ s_key_choose (cask_client_t *self, const char *fn, const cask_submit_opts_t *opt
     }
     if (opts->unique)
         return s_unique_key (self, fn, key);
-    s_task_key (self, fn, S_SEED_TASK, key);
+    s_task_key (self, fn, S_SEED_TASK, &self->restrictions, key);
     return 0;
 }
 
@@ -1473,6 +1547,31 @@ s_task_add (cask_client_t *self, const char *fn, uint32_t fn_id, const cask_valu
     return future;
 }
 
+//  Parses opts' restrictions and encodes them into self->restrictions
+//  (left empty when there are none). Returns 0, or -1 with the error set
+//  ("what: ..."): then nothing must be sent.
+static int
+s_restrictions_encode (cask_client_t *self, const char *what, const cask_submit_opts_t *opts)
+{
+    cask_buf_reset (&self->restrictions);
+    cask_restrictions_t rec = { 0 };
+    char why [300];
+    if (opts->workers && *opts->workers
+    &&  cask_names_parse (opts->workers, rec.workers, &rec.nworkers, why, sizeof why))
+        return cask_client_set_error (self, "%s: workers \"%s\": %s", what, opts->workers, why);
+    if (opts->resources && *opts->resources
+    &&  cask_resources_parse (opts->resources, rec.resources, &rec.nresources, why, sizeof why))
+        return cask_client_set_error (self, "%s: resources \"%s\": %s", what, opts->resources,
+                                      why);
+    if (rec.nworkers || rec.nresources)
+        cask_restrictions_put (&self->restrictions, &rec);
+    if (self->restrictions.failed) {
+        cask_buf_reset (&self->restrictions);
+        return cask_client_set_error (self, "%s: out of memory", what);
+    }
+    return 0;
+}
+
 static s_function_t *
 s_function_check (cask_client_t *self, const char *fn)
 {
@@ -1483,16 +1582,18 @@ s_function_check (cask_client_t *self, const char *fn)
     return function;
 }
 
-//  A custom key must fit the wire (a C string holds no NUL)
+//  A custom key must fit the wire (a C string holds no NUL), and the
+//  restrictions must parse (encoded into self->restrictions)
 static bool
 s_opts_check (cask_client_t *self, const char *fn, const cask_submit_opts_t *opts)
 {
     size_t length = opts->key ? strlen (opts->key) : 1;
-    if (length >= 1 && length <= CASK_MAX_KEY)
-        return true;
-    cask_client_set_error (self, "%s: a custom key must be 1 to %d bytes, not %zu",
-                           fn ? fn : "(null)", CASK_MAX_KEY, length);
-    return false;
+    if (length < 1 || length > CASK_MAX_KEY) {
+        cask_client_set_error (self, "%s: a custom key must be 1 to %d bytes, not %zu",
+                               fn ? fn : "(null)", CASK_MAX_KEY, length);
+        return false;
+    }
+    return s_restrictions_encode (self, fn ? fn : "(null)", opts) == 0;
 }
 
 //  Submits fn with args, a list value (taken)
@@ -1599,10 +1700,13 @@ cask_map_opts (cask_client_t *self, const char *fn, cask_value_t *inputs,
     if (!opts)
         opts = &defaults;
     s_function_t *function = NULL;
+    char what [CASK_MAX_KEY + 8];
+    snprintf (what, sizeof what, "map %s", fn ? fn : "(null)");
     if (opts->key)
-        cask_client_set_error (self, "map %s: a custom key is not allowed (each task "
-                               "needs its own)", fn ? fn : "(null)");
+        cask_client_set_error (self, "%s: a custom key is not allowed (each task "
+                               "needs its own)", what);
     else
+    if (s_restrictions_encode (self, what, opts) == 0)
         function = s_function_check (self, fn);
     if (function && cask_value_type (inputs) != CASK_LIST) {
         cask_client_set_error (self, "map %s: the inputs are not a list", fn);
@@ -1729,6 +1833,103 @@ cask_client_restart (cask_client_t *self, int timeout_ms)
             s_record_cancel (self, record, why, strlen (why));
     }
     return rc;
+}
+
+//  ---------------------------------------------------------------------
+//  Retiring workers and scaling the cluster
+
+static bool
+s_retired (void *arg)
+{
+    cask_client_t *self = (cask_client_t *) arg;
+    return self->retires_due == 0 || self->broker_error;
+}
+
+//  Sends RETIRE (keep, ids) and waits for its RETIRED, or an ERROR (a
+//  broker that does not take RETIRE). The broker answers every RETIRE once,
+//  maybe out of order: when none is due, ours was answered, and the late
+//  answer of one that timed out cannot pass for ours. A local cluster's
+//  workers that left are then reaped. Returns 0 or -1.
+static int
+s_retire (cask_client_t *self, uint32_t keep, const uint32_t *ids, uint32_t nids,
+          int timeout_ms)
+{
+    int64_t deadline = s_deadline (timeout_ms);
+    //  The REPORT gives the workers' names by id: how a local cluster knows
+    //  which of its processes the ids in RETIRED are
+    if (self->local) {
+        self->retiring = cask_client_info (self, timeout_ms);
+        if (!self->retiring)
+            return -1;
+    }
+    cask_client_send_releases (self);
+    free (self->broker_error);
+    self->broker_error = NULL;
+    cask_buf_reset (&self->body);
+    cask_retire_put (&self->body, keep, ids, nids);
+    int rc = 0;
+    if (cask_send (self->broker, NULL, CASK_MSG_RETIRE, &self->body, NULL))
+        rc = cask_client_set_error (self, "retire: cannot send to the broker at %s: %s",
+                                    self->address, zmq_strerror (errno));
+    else {
+        self->retires_due++;
+        if (cask_client_wait (self, s_retired, self, s_remaining (deadline)))
+            rc = cask_client_set_error (self, "retire: the broker did not confirm within %d ms "
+                                        "(the workers may still leave)", timeout_ms);
+        else
+        if (self->retires_due > 0) {
+            self->retires_due--;    //  the ERROR answered it
+            rc = cask_client_set_error (self, "retire: the broker at %s refused: %s",
+                                        self->address, self->broker_error);
+        }
+    }
+    if (self->local)
+        cask_local_reap (self->local, S_REAP_GRACE_MS);
+    cask_cluster_info_destroy (&self->retiring);
+    return rc;
+}
+
+int
+cask_client_retire_workers (cask_client_t *self, const uint32_t *ids, size_t n, int timeout_ms)
+{
+    if (n == 0)
+        return 0;
+    if (!ids || n > S_RETIRE_MAX_IDS)
+        return cask_client_set_error (self, "retire: %s", ids ? "too many ids for one RETIRE"
+                                                              : "ids is NULL");
+    return s_retire (self, 0, ids, (uint32_t) n, timeout_ms);
+}
+
+//  Starts the local workers that make the cluster nworkers strong and waits
+//  for the broker to announce them. Returns 0 or -1.
+static int
+s_scale_up (cask_client_t *self, size_t nworkers, int timeout_ms)
+{
+    int64_t deadline = s_deadline (timeout_ms);
+    char error [512];
+    for (size_t count = self->nworkers; count < nworkers; count++)
+        if (cask_local_add_worker (self->local, error, sizeof error))
+            return cask_client_set_error (self, "scale: %s", error);
+    if (s_local_join (self, nworkers, deadline, timeout_ms, error, sizeof error))
+        return cask_client_set_error (self, "scale: %s", error);
+    return 0;
+}
+
+int
+cask_client_scale (cask_client_t *self, size_t nworkers, int timeout_ms)
+{
+    size_t current = cask_client_nworkers (self);
+    if (nworkers < current)
+        return s_retire (self, (uint32_t) nworkers, NULL, 0, timeout_ms);
+    if (nworkers == current)
+        return 0;
+    if (!self->local)
+        return cask_client_set_error (self, "scale: this client did not start the cluster at %s, "
+                                      "so it cannot start workers for it: start %zu more with "
+                                      "`scripts/cask-cluster add --broker %s --workers %zu` "
+                                      "(or cask-ssh-workers)", self->address,
+                                      nworkers - current, self->address, nworkers - current);
+    return s_scale_up (self, nworkers, timeout_ms);
 }
 
 //  ---------------------------------------------------------------------
@@ -1936,7 +2137,7 @@ s_scatter_one (cask_client_t *self, const cask_value_t *value, size_t index)
                                "or a list nested too deep)", index);
     else {
         char key [CASK_MAX_KEY + 1];
-        s_task_key (self, cask_type_name (cask_value_type (value)), S_SEED_DATA, key);
+        s_task_key (self, cask_type_name (cask_value_type (value)), S_SEED_DATA, NULL, key);
         size_t size = strlen (key);
         uint64_t hash = cask_keymap_hash (self->records, key, size);
         cask_record_t *record = cask_keymap_lookup_hashed (self->records, key, size, hash);

@@ -3,8 +3,9 @@
 
     cask_client_info sends STATUS and parses the REPORT's "workers" array
     (id, name, endpoint, nthreads, memory_limit, inflight, bytes_held,
-    tasks_done, as broker/cask_broker.c builds them); the totals are the
-    sums over the workers.
+    tasks_done, and resources when the broker gives them, as
+    broker/cask_broker.c builds them); the totals are the sums over the
+    workers.
 */
 #include "cask_client_internal.h"
 #include <cjson/cJSON.h>
@@ -31,6 +32,56 @@ s_string (const cJSON *object, const char *name)
 {
     const cJSON *item = cJSON_GetObjectItemCaseSensitive (object, name);
     return strdup (cJSON_IsString (item) && item->valuestring ? item->valuestring : "");
+}
+
+//  Appends to buf as snprintf does, counting what it wanted in *length.
+static void
+s_append (char *buf, size_t size, size_t *length, const char *format, ...)
+    __attribute__ ((format (printf, 4, 5)));
+static void
+s_append (char *buf, size_t size, size_t *length, const char *format, ...)
+{
+    va_list args;
+    va_start (args, format);
+    int wrote = vsnprintf (*length < size ? buf + *length : NULL,
+                           *length < size ? size - *length : 0, format, args);
+    va_end (args);
+    if (wrote > 0)
+        *length += (size_t) wrote;
+}
+
+//  The "resources" object of a worker, {"GPU": 2, "MEM": 1e9}, as text
+//  "GPU=2,MEM=1e+09" into buf (as s_append writes); members that are not
+//  numbers are skipped, and a worker without the object declares none.
+static void
+s_resources_print (const cJSON *worker, char *buf, size_t size, size_t *length)
+{
+    const cJSON *resources = cJSON_GetObjectItemCaseSensitive (worker, "resources");
+    const cJSON *item;
+    bool first = true;
+    if (cJSON_IsObject (resources))
+        cJSON_ArrayForEach (item, resources)
+            if (cJSON_IsNumber (item) && item->string) {
+                s_append (buf, size, length, "%s%s=%g", first ? "" : ",", item->string,
+                          item->valuedouble);
+                first = false;
+            }
+}
+
+//  The worker's resources as a new string ("" when none); NULL when out of
+//  memory.
+static char *
+s_resources (const cJSON *worker)
+{
+    size_t length = 0;
+    s_resources_print (worker, NULL, 0, &length);
+    char *text = (char *) malloc (length + 1);
+    if (text) {
+        size_t written = 0;
+        text [0] = 0;
+        s_resources_print (worker, text, length + 1, &written);
+    }
+    return text;
 }
 
 //  Fills info from the parsed report. Returns 0, or -1 with the reason in
@@ -61,7 +112,8 @@ s_parse (cask_cluster_info_t *info, const cJSON *report, const char **why)
         worker->id = (uint32_t) s_number (item, "id");
         worker->name = s_string (item, "name");
         worker->endpoint = s_string (item, "endpoint");
-        if (!worker->name || !worker->endpoint) {
+        worker->resources = s_resources (item);
+        if (!worker->name || !worker->endpoint || !worker->resources) {
             *why = "out of memory";
             return -1;
         }
@@ -112,6 +164,7 @@ cask_cluster_info_destroy (cask_cluster_info_t **self_p)
     for (size_t index = 0; index < self->nworkers; index++) {
         free (self->workers [index].name);
         free (self->workers [index].endpoint);
+        free (self->workers [index].resources);
     }
     free (self->workers);
     free (self->address);
@@ -134,22 +187,6 @@ s_format_bytes (uint64_t bytes, char *buf, size_t size)
     snprintf (buf, size, "%llu B", (unsigned long long) bytes);
 }
 
-//  Appends to buf as snprintf does, counting what it wanted in *length.
-static void
-s_append (char *buf, size_t size, size_t *length, const char *format, ...)
-    __attribute__ ((format (printf, 4, 5)));
-static void
-s_append (char *buf, size_t size, size_t *length, const char *format, ...)
-{
-    va_list args;
-    va_start (args, format);
-    int wrote = vsnprintf (*length < size ? buf + *length : NULL,
-                           *length < size ? size - *length : 0, format, args);
-    va_end (args);
-    if (wrote > 0)
-        *length += (size_t) wrote;
-}
-
 int
 cask_cluster_info_print (const cask_cluster_info_t *self, char *buf, size_t size)
 {
@@ -166,11 +203,12 @@ cask_cluster_info_print (const cask_cluster_info_t *self, char *buf, size_t size
         const cask_cluster_worker_t *worker = &self->workers [index];
         s_format_bytes (worker->memory_limit, memory, sizeof memory);
         s_format_bytes (worker->bytes_cached, cached, sizeof cached);
+        const char *resources = worker->resources ? worker->resources : "";
         s_append (buf, size, &length,
-                  "  worker %u %s %s threads=%u memory=%s in-flight=%u cached=%s done=%llu\n",
+                  "  worker %u %s %s threads=%u memory=%s%s%s in-flight=%u cached=%s done=%llu\n",
                   worker->id, *worker->name ? worker->name : "-", worker->endpoint,
-                  worker->nthreads, memory, worker->inflight, cached,
-                  (unsigned long long) worker->tasks_done);
+                  worker->nthreads, memory, *resources ? " resources=" : "", resources,
+                  worker->inflight, cached, (unsigned long long) worker->tasks_done);
     }
     return length > (size_t) INT32_MAX ? -1 : (int) length;
 }

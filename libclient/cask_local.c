@@ -1,5 +1,12 @@
 /*  cask_local.c - an embedded local cluster: a broker and workers as child
     processes of the client's process.
+
+    Workers are started one at a time by cask_local_add_worker, at creation
+    and when the client scales up, all alike (threads, memory limit, log
+    and dir under the temp dir); each gets a name never used before in this
+    cluster, so a worker's log and dir are its own. Workers that leave
+    (retired, or gone by themselves) are reaped by pid and forgotten, so
+    that no signal ever reaches a pid the kernel may have given again.
 */
 #define _GNU_SOURCE
 #include "cask_local.h"
@@ -31,15 +38,21 @@
 typedef struct {
     pid_t pid;                  //  0 once reaped
     int status;                 //  wait status once reaped
+    bool leaving;               //  told to leave: reaped by cask_local_reap
     char name [32];             //  "broker", "worker-0", ...
 } s_child_t;
 
 struct _cask_local_t {
     char dir [PATH_MAX];        //  the temp dir
     char address [256];
+    char worker_bin [PATH_MAX];
+    char nthreads [16];         //  every worker's --nthreads
+    char memory [32];           //  every worker's --memory-limit
     s_child_t broker;
-    s_child_t *workers;
+    s_child_t *workers;         //  the workers not reaped yet
     size_t nworkers;
+    size_t capworkers;
+    size_t nstarted;            //  workers ever started, which numbers their names
 };
 
 static int64_t
@@ -141,10 +154,10 @@ s_spawn (s_child_t *child, const char *log, char *const argv [], char *error,
     pid_t pid = fork ();
     if (pid == 0) {
         //  Die with the parent, even when it is SIGKILLed. The death signal
-        //  follows the thread that forked, not the process: the children
-        //  are killed as soon as the thread that started the local cluster
-        //  exits, even if the process lives on. The parent may have died
-        //  before prctl took effect: then we are already orphaned.
+        //  follows the thread that forked, not the process: a child is
+        //  killed as soon as the thread that started it (the local cluster,
+        //  or a scale up) exits, even if the process lives on. The parent
+        //  may have died before prctl took effect: then we are orphaned.
         if (prctl (PR_SET_PDEATHSIG, SIGKILL) || getppid () != parent)
             _exit (127);
         sigprocmask (SIG_SETMASK, &none, NULL);
@@ -188,14 +201,11 @@ s_exited (s_child_t *child)
     return false;
 }
 
-//  SIGTERM to the children, waits up to grace_ms for them all, SIGKILL for
-//  the rest, reaps.
+//  Waits up to grace_ms for the children to exit, SIGKILLs the rest, reaps
+//  them all.
 static void
-s_stop (s_child_t *children, size_t n, int grace_ms)
+s_reap (s_child_t *children, size_t n, int grace_ms)
 {
-    for (size_t index = 0; index < n; index++)
-        if (children [index].pid > 0)
-            kill (children [index].pid, SIGTERM);
     int64_t deadline = s_now_ms () + grace_ms;
     while (true) {
         bool all = true;
@@ -213,6 +223,16 @@ s_stop (s_child_t *children, size_t n, int grace_ms)
                 ;
             children [index].pid = 0;
         }
+}
+
+//  SIGTERM to the children, then s_reap.
+static void
+s_stop (s_child_t *children, size_t n, int grace_ms)
+{
+    for (size_t index = 0; index < n; index++)
+        if (children [index].pid > 0)
+            kill (children [index].pid, SIGTERM);
+    s_reap (children, n, grace_ms);
 }
 
 static int
@@ -268,11 +288,21 @@ cask_local_check (cask_local_t *self, char *error, size_t error_size)
         s_describe_exit (self, &self->broker, error, error_size);
         return -1;
     }
-    for (size_t index = 0; index < self->nworkers; index++)
-        if (s_exited (&self->workers [index])) {
-            s_describe_exit (self, &self->workers [index], error, error_size);
-            return -1;
+    size_t index = 0;
+    while (index < self->nworkers) {
+        s_child_t *worker = &self->workers [index];
+        if (!s_exited (worker)) {
+            index++;
+            continue;
         }
+        //  Status 0 is a worker that left when told to (retired by a client)
+        bool failed = !WIFEXITED (worker->status) || WEXITSTATUS (worker->status) != 0;
+        if (failed)
+            s_describe_exit (self, worker, error, error_size);
+        *worker = self->workers [--self->nworkers];
+        if (failed)
+            return -1;
+    }
     return 0;
 }
 
@@ -290,33 +320,67 @@ s_read_endpoint (cask_local_t *self, const char *path)
     return ok && self->address [0] ? 0 : -1;
 }
 
+int
+cask_local_add_worker (cask_local_t *self, char *error, size_t error_size)
+{
+    if (self->nworkers == self->capworkers) {
+        size_t cap = self->capworkers ? self->capworkers * 2 : 8;
+        s_child_t *workers = realloc (self->workers, cap * sizeof *workers);
+        if (!workers) {
+            snprintf (error, error_size, "out of memory");
+            return -1;
+        }
+        self->workers = workers;
+        self->capworkers = cap;
+    }
+    s_child_t *worker = &self->workers [self->nworkers];
+    memset (worker, 0, sizeof *worker);
+    snprintf (worker->name, sizeof worker->name, "worker-%zu", self->nstarted++);
+    char dir [PATH_MAX + 64], log [PATH_MAX + 64];
+    snprintf (dir, sizeof dir, "%s/%s", self->dir, worker->name);
+    snprintf (log, sizeof log, "%s/%s.log", self->dir, worker->name);
+    char *argv [] = { self->worker_bin, self->address, (char *) "--nthreads", self->nthreads,
+                      (char *) "--memory-limit", self->memory, (char *) "--name",
+                      worker->name, (char *) "--dir", dir, NULL };
+    if (mkdir (dir, 0700)) {
+        snprintf (error, error_size, "cannot create %s: %s", dir, strerror (errno));
+        return -1;
+    }
+    if (s_spawn (worker, log, argv, error, error_size))
+        return -1;
+    self->nworkers++;
+    return 0;
+}
+
 cask_local_t *
 cask_local_new (size_t nworkers, int nthreads, int timeout_ms, char *error,
                 size_t error_size)
 {
-    char broker_bin [PATH_MAX], worker_bin [PATH_MAX];
-    if (s_find_binary ("cask-broker", "CASK_BROKER_BIN", broker_bin, sizeof broker_bin,
-                       error, error_size)
-    ||  s_find_binary ("cask-worker", "CASK_WORKER_BIN", worker_bin, sizeof worker_bin,
-                       error, error_size))
-        return NULL;
-    cask_local_defaults (sysconf (_SC_NPROCESSORS_ONLN), &nworkers, &nthreads);
-
+    char broker_bin [PATH_MAX];
     cask_local_t *self = calloc (1, sizeof *self);
-    if (self)
-        self->workers = calloc (nworkers, sizeof *self->workers);
-    if (!self || !self->workers) {
+    if (!self) {
         snprintf (error, error_size, "out of memory");
-        if (self)
-            free (self);
         return NULL;
     }
+    if (s_find_binary ("cask-broker", "CASK_BROKER_BIN", broker_bin, sizeof broker_bin,
+                       error, error_size)
+    ||  s_find_binary ("cask-worker", "CASK_WORKER_BIN", self->worker_bin,
+                       sizeof self->worker_bin, error, error_size)) {
+        free (self);
+        return NULL;
+    }
+    cask_local_defaults (sysconf (_SC_NPROCESSORS_ONLN), &nworkers, &nthreads);
+    //  Like Dask's LocalCluster, the workers share the machine's memory
+    //  rather than each claiming all of it; workers added later get as much.
+    uint64_t physical = (uint64_t) sysconf (_SC_PHYS_PAGES) * (uint64_t) sysconf (_SC_PAGESIZE);
+    snprintf (self->nthreads, sizeof self->nthreads, "%d", nthreads);
+    snprintf (self->memory, sizeof self->memory, "%" PRIu64, physical / nworkers);
+
     const char *tmp = getenv ("TMPDIR");
     snprintf (self->dir, sizeof self->dir, "%s/cask-local.XXXXXX", tmp && *tmp ? tmp : "/tmp");
     if (!mkdtemp (self->dir)) {
         snprintf (error, error_size, "cannot create a temp dir %s: %s", self->dir,
                   strerror (errno));
-        free (self->workers);
         free (self);
         return NULL;
     }
@@ -345,33 +409,39 @@ cask_local_new (size_t nworkers, int nthreads, int timeout_ms, char *error,
         }
         s_sleep_ms (5);
     }
-    //  Like Dask's LocalCluster, the workers share the machine's memory
-    //  rather than each claiming all of it.
-    char threads [16], memory [32], dir [PATH_MAX + 64];
-    snprintf (threads, sizeof threads, "%d", nthreads);
-    uint64_t physical = (uint64_t) sysconf (_SC_PHYS_PAGES) * (uint64_t) sysconf (_SC_PAGESIZE);
-    snprintf (memory, sizeof memory, "%" PRIu64, physical / nworkers);
-    for (size_t index = 0; index < nworkers; index++) {
-        s_child_t *worker = &self->workers [index];
-        snprintf (worker->name, sizeof worker->name, "worker-%zu", index);
-        snprintf (dir, sizeof dir, "%s/%s", self->dir, worker->name);
-        snprintf (log, sizeof log, "%s/%s.log", self->dir, worker->name);
-        char *worker_argv [] = { worker_bin, self->address, (char *) "--nthreads", threads,
-                                 (char *) "--memory-limit", memory, (char *) "--name",
-                                 worker->name, (char *) "--dir", dir, NULL };
-        self->nworkers = index + 1;
-        if (mkdir (dir, 0700)) {
-            snprintf (error, error_size, "cannot create %s: %s", dir, strerror (errno));
+    for (size_t index = 0; index < nworkers; index++)
+        if (cask_local_add_worker (self, error, error_size)) {
             cask_local_destroy (&self);
             return NULL;
         }
-        if (s_spawn (worker, log, worker_argv, error, error_size)) {
-            self->nworkers = index;
-            cask_local_destroy (&self);
-            return NULL;
-        }
-    }
     return self;
+}
+
+void
+cask_local_leaving (cask_local_t *self, const char *name)
+{
+    for (size_t index = 0; index < self->nworkers; index++)
+        if (strcmp (self->workers [index].name, name) == 0)
+            self->workers [index].leaving = true;
+}
+
+void
+cask_local_reap (cask_local_t *self, int grace_ms)
+{
+    //  The leaving workers go to the end of the array, to be reaped together
+    size_t staying = self->nworkers;
+    size_t index = 0;
+    while (index < staying) {
+        if (self->workers [index].leaving) {
+            s_child_t leaving = self->workers [index];
+            self->workers [index] = self->workers [--staying];
+            self->workers [staying] = leaving;
+        }
+        else
+            index++;
+    }
+    s_reap (self->workers + staying, self->nworkers - staying, grace_ms);
+    self->nworkers = staying;
 }
 
 void

@@ -82,6 +82,36 @@ size_t cask_client_nworkers (cask_client_t *self);
 //  Returns 0 or -1.
 int cask_client_wait_for_workers (cask_client_t *self, size_t n, int timeout_ms);
 
+//  Retires the workers whose ids (cask_cluster_worker_t.id) are ids[0..n),
+//  gracefully, like Dask's retire_workers: they get no new task, their
+//  queued tasks go elsewhere, their running ones finish, and the results
+//  they hold that are still needed are copied to workers that stay before
+//  they leave; no future is lost. When no worker stays, their results are
+//  lost and computed again when workers join. Ids the broker does not know
+//  are skipped; n 0 does nothing. Blocks until the broker says the workers
+//  have left (RETIRED), or timeout_ms passes (they may still leave later).
+//  For a local cluster (cask_client_new_local), the retired worker
+//  processes are then reaped (SIGKILL after a few seconds for any that did
+//  not exit). Returns 0 or -1.
+int cask_client_retire_workers (cask_client_t *self, const uint32_t *ids, size_t n,
+                                int timeout_ms);
+//  Makes the cluster nworkers workers strong, counting the workers the
+//  broker has announced (cask_client_nworkers), like Dask's
+//  cluster.scale(n). Down: retires the workers it takes, those holding the
+//  fewest result bytes first, as cask_client_retire_workers does (0 is
+//  allowed: results then cannot move and are computed again when workers
+//  join). Up: only for a local cluster this client started; it starts the
+//  missing cask-worker processes alike (threads, memory limit, logs), as
+//  children of the calling thread (PR_SET_PDEATHSIG: start it from a
+//  thread that outlives the client), and waits until the broker has
+//  announced nworkers workers. For a cluster it did not start, scaling up
+//  fails: start workers with scripts/cask-cluster add (or cask-ssh-workers).
+//  nworkers equal to the count: returns 0 at once. Blocks up to timeout_ms
+//  (-1: no limit) in all, plus a few seconds of grace for retired local
+//  workers to exit. Returns 0, or -1 (timeout, a local worker that died,
+//  a refusal by the broker: cask_client_error says which).
+int cask_client_scale (cask_client_t *self, size_t nworkers, int timeout_ms);
+
 //  Uploads the task library at path (a .so built against cask_task.h) to
 //  the cluster; its functions can be submitted as soon as this returns.
 //  Blocks until the broker confirms or timeout_ms. Fails with a clear
@@ -120,20 +150,42 @@ int cask_gather (cask_client_t *self, cask_future_t **futures, size_t n,
 
 //  Options of a submit. Zero-initialised (CASK_SUBMIT_DEFAULT) means: a key
 //  derived from function and arguments, so equal submits share one task
-//  (Dask's pure=True); no retries; priority 0.
+//  (Dask's pure=True); no retries; priority 0; any worker.
+//
+//  Restrictions, as Dask's workers= and resources=: a task runs only on one
+//  of the workers named in `workers`, and only on a worker that declares
+//  every resource in `resources` (cask-worker --resources GPU=2), while the
+//  tasks running there leave room for its amounts. `workers` is a
+//  comma-separated list of worker names (cask-worker --name) or peer
+//  endpoints, "w1,tcp://10.0.0.5:40001"; `resources` a comma-separated list
+//  of NAME=AMOUNT, "GPU=1" or "GPU=1,MEM=2e9". Blanks around items are
+//  ignored; NULL or "" means no restriction. At most 16 (CASK_MAX_RESOURCES)
+//  entries in each, each name 1 to 255 bytes, each resource named once,
+//  each amount a positive finite number (at most 1e300). A task no
+//  connected worker could ever run is erred by the broker (its message says
+//  what it asked for). Restrictions are part of a task's derived key: equal
+//  submits with different restrictions are different tasks.
 typedef struct {
     const char *key;            //  custom key (at most 255 bytes, no NUL), or NULL
     bool unique;                //  a fresh key even for equal submits (pure=False)
     int32_t priority;           //  higher runs first among ready tasks
     uint8_t retries;            //  run again up to this many times after a failure
+    const char *workers;        //  where it may run: names or endpoints, or NULL
+    const char *resources;      //  what it uses while it runs, "GPU=1", or NULL
 } cask_submit_opts_t;
-#define CASK_SUBMIT_DEFAULT ((cask_submit_opts_t) { NULL, false, 0, 0 })
+#define CASK_SUBMIT_DEFAULT ((cask_submit_opts_t) { .key = NULL, .unique = false, \
+    .priority = 0, .retries = 0, .workers = NULL, .resources = NULL })
 
-//  cask_submitv with options (opts NULL: the defaults).
+//  cask_submitv with options (opts NULL: the defaults). Bad options (a
+//  custom key too long, restrictions that do not parse: the error says
+//  which entry and why) make it return NULL having sent nothing; the
+//  arguments are taken all the same.
 cask_future_t *cask_submit_opts (cask_client_t *self, const char *fn,
                                  const cask_submit_opts_t *opts,
                                  cask_value_t **args, size_t nargs);
 //  cask_map with options (opts->key is not allowed: each task needs its own).
+//  Every task of the map gets the same restrictions. Bad options: -1, and
+//  nothing is sent.
 int cask_map_opts (cask_client_t *self, const char *fn, cask_value_t *inputs,
                    const cask_submit_opts_t *opts, cask_future_t **futures);
 
@@ -194,6 +246,7 @@ typedef struct {
     uint32_t inflight;          //  tasks given to it that have not finished
     uint64_t bytes_cached;      //  bytes of results it holds
     uint64_t tasks_done;        //  tasks it finished since it joined
+    char *resources;            //  what it declares, "GPU=2,MEM=1e+09" ("" when none)
 } cask_cluster_worker_t;
 
 //  The cluster. Owned by the caller (cask_cluster_info_destroy).
@@ -216,9 +269,10 @@ void cask_cluster_info_destroy (cask_cluster_info_t **self_p);
 //  "<Client: 'tcp://127.0.0.1:8786' workers=2, threads=4, memory=15.63 GiB>",
 //  then one line per worker, "  worker 1 w0 tcp://127.0.0.1:40001 threads=2
 //  memory=7.81 GiB in-flight=0 cached=1.17 KiB done=3" (a worker without a
-//  name shows "-"), each line ending in a newline. Sizes are written as
-//  Dask does: "512 B", else two decimals of the largest binary unit (KiB
-//  to PiB) the figure reaches 0.9 of.
+//  name shows "-"; one that declares resources shows them after the memory,
+//  "memory=7.81 GiB resources=GPU=2 in-flight=0"), each line ending in a
+//  newline. Sizes are written as Dask does: "512 B", else two decimals of
+//  the largest binary unit (KiB to PiB) the figure reaches 0.9 of.
 //  Returns the length it wanted, like snprintf.
 int cask_cluster_info_print (const cask_cluster_info_t *self, char *buf, size_t size);
 

@@ -455,7 +455,8 @@ static void s_tell_clients_worker (cask_broker_t *self, s_peer_t *worker, bool j
 static void s_retires_note (cask_broker_t *self, uint32_t worker);
 
 //  The graph is done with a retiring worker: it is told to leave, after
-//  what is batched for it, and the clients hear it left.
+//  what is batched for it, and the clients hear it left after where its
+//  results went (STATE), so none of them looks lost.
 static void
 s_sink_retired (void *arg, uint32_t worker)
 {
@@ -464,7 +465,7 @@ s_sink_retired (void *arg, uint32_t worker)
     if (!peer)
         return;
     cask_log_print (self->log, CASK_LOG_INFO, "worker %u retired: %s", peer->id, peer->name);
-    s_peer_flush_work (self, peer);
+    s_flush (self);
     cask_buf_reset (&self->out);
     s_send (self, peer, CASK_MSG_RETIRE, &self->out, NULL);
     peer->retired = true;

@@ -1466,6 +1466,14 @@ cask_graph_worker_retire (cask_graph_t *self, uint32_t id)
     for (cask_gtask_t *task = worker->flight.head; task; task = task->next)
         if (!task->scattered && !(task->sched & (S_STEALING | S_STEAL_REFUSED)))
             s_steal (self, worker, task);
+    //  Copies on their way to it (from another retiring worker) go elsewhere
+    cask_gtask_t *task;
+    size_t cursor = 0;
+    while ((task = cask_keymap_next (self->tasks, &cursor)))
+        if (task->copy_to == worker) {
+            s_copy_drop (self, task);
+            s_copy_start (self, task);
+        }
     s_copy_results (self, worker);
     s_fail_unrunnable_queued (self);
     s_settle (self);
@@ -1730,6 +1738,7 @@ s_copied (cask_graph_t *self, cask_gtask_t *task, s_worker_t *worker, bool ok)
         holder->nbytes -= task->nbytes;
         worker->nbytes += task->nbytes;
         task->worker = worker;
+        s_notify_holders (self, task);      //  where to fetch it now
     }
     else
         task->sched |= S_COPY_FAILED;
@@ -1973,8 +1982,9 @@ s_verify_task (cask_graph_t *self, cask_gtask_t *task, size_t *published)
         return "a queued task is not ready";
     if (task->sched && task->state != S_PROCESSING && task->sched != S_COPY_FAILED)
         return "a task that is not processing is being stolen";
-    if (task->copy_to && (task->state != S_MEMORY || !task->worker->retiring))
-        return "a copy is made of what is not a result of a retiring worker";
+    if (task->copy_to && (task->state != S_MEMORY || !task->worker->retiring
+                          || task->copy_to->retiring))
+        return "a copy is made of what is not a result of a retiring worker, or to one";
     if ((task->state == S_PROCESSING || task->state == S_MEMORY) != (task->worker != NULL))
         return "a task has a worker and is not processing or in memory, or the reverse";
     if (task->worker && s_worker (self, task->worker->id) != task->worker)

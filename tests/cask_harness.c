@@ -12,7 +12,8 @@
       temp dir;
     - a watchdog thread notices a broker or worker that dies on its own
       while the test runs, and aborts the test at once rather than let it
-      wait for results that will never come.
+      wait for results that will never come. A worker that exits by itself
+      with status 0 was retired by the broker (scale down): it is reaped.
 */
 #define _GNU_SOURCE
 #include "cask_harness.h"
@@ -510,8 +511,12 @@ static void *s_watchdog (void *arg)
             s_died (self, &self->broker, &info);
         size_t nworkers = atomic_load (&self->nworkers);
         for (size_t i = 0; i < nworkers; i++)
-            if (s_proc_died (&self->workers [i], &info))
-                s_died (self, &self->workers [i], &info);
+            if (s_proc_died (&self->workers [i], &info)) {
+                if (info.si_code == CLD_EXITED && info.si_status == 0)
+                    s_proc_alive (&self->workers [i]);     //  retired: reap it
+                else
+                    s_died (self, &self->workers [i], &info);
+            }
         s_sleep_ms (WATCH_MS);
     }
     return NULL;

@@ -1,7 +1,8 @@
 /*  test_local.c - the embedded local cluster of cask_client_new (NULL) and
     cask_client_new_local: it runs work, it goes away with its client, its
     processes die with a process that is SIGKILLed, and a missing binary
-    fails cleanly.
+    fails cleanly. scale(n) adds worker processes that take work at once,
+    and retires them (their processes reaped, their results kept).
 */
 #define _GNU_SOURCE
 #include "cask_harness.h"
@@ -162,6 +163,53 @@ START_TEST (test_local_client_goes_with_destroy)
 }
 END_TEST
 
+//  scale up: new worker processes that take work; scale down: the results
+//  move to the worker that stays and the retired processes are reaped
+START_TEST (test_local_scale_up_and_down)
+{
+    cask_client_t *client = cask_client_new_local (1, 1, 60000);
+    ck_assert_msg (client, "cask_client_new_local: %s", cask_client_last_error ());
+    s_register (client);
+    ck_assert_msg (cask_client_scale (client, 3, 60000) == 0, "%s", cask_client_error (client));
+    ck_assert_uint_eq (cask_client_nworkers (client), 3);
+    pid_t pids [S_MAX_CHILDREN];
+    ck_assert_uint_eq (s_children (getpid (), pids, S_MAX_CHILDREN), 4);
+
+    enum { N = 30 };
+    int64_t inputs [N];
+    for (int i = 0; i < N; i++)
+        inputs [i] = 1000000 + i;
+    cask_future_t *futures [N];
+    ck_assert_int_eq (cask_map (client, "count_primes_less_than", cask_list_of_int64 (inputs, N),
+                                futures), 0);
+    ck_assert_int_eq (cask_gather (client, futures, N, 60000), 0);
+    cask_cluster_info_t *info = cask_client_info (client, 10000);
+    ck_assert_ptr_nonnull (info);
+    for (size_t i = 0; i < info->nworkers; i++)
+        ck_assert_msg (info->workers [i].tasks_done > 0, "worker %s ran nothing",
+                       info->workers [i].endpoint);
+    cask_cluster_info_destroy (&info);
+
+    ck_assert_msg (cask_client_scale (client, 1, 60000) == 0, "%s", cask_client_error (client));
+    ck_assert_uint_eq (cask_client_nworkers (client), 1);
+    ck_assert_uint_eq (s_children (getpid (), pids, S_MAX_CHILDREN), 2);
+    info = cask_client_info (client, 10000);
+    ck_assert_uint_eq (info->nworkers, 1);
+    ck_assert_uint_ge (info->workers [0].bytes_cached, N * sizeof (int64_t));
+    cask_cluster_info_destroy (&info);
+    for (int i = 0; i < N; i++) {
+        int64_t count;
+        ck_assert_msg (cask_future_int64 (futures [i], 30000, &count) == 0, "%s",
+                       cask_future_error (futures [i]));
+        ck_assert_int_gt (count, 78000);
+    }
+    cask_futures_destroy (futures, N);
+    ck_assert_int_eq (cask_client_scale (client, 1, 1000), 0);      //  as many already
+    cask_client_destroy (&client);
+    ck_assert_uint_eq (s_children (getpid (), pids, S_MAX_CHILDREN), 0);
+}
+END_TEST
+
 static int
 s_remove_entry (const char *path, const struct stat *stat, int flag, struct FTW *ftw)
 {
@@ -264,6 +312,7 @@ int main (void)
     tcase_set_timeout (tc, 120);
     tcase_add_test (tc, test_default_client_runs_work);
     tcase_add_test (tc, test_local_client_goes_with_destroy);
+    tcase_add_test (tc, test_local_scale_up_and_down);
     tcase_add_test (tc, test_children_die_with_a_killed_process);
     tcase_add_test (tc, test_unusable_broker_binary);
     return cask_test_run ("local", tc, NULL);

@@ -182,15 +182,18 @@ START_TEST (test_local_scale_up_and_down)
     cask_future_t *futures [N];
     ck_assert_int_eq (cask_map (client, "count_primes_less_than", cask_list_of_int64 (inputs, N),
                                 futures), 0);
-    ck_assert_int_eq (cask_gather (client, futures, N, 60000), 0);
+    //  Every worker takes work at once; then two retire while the map runs
+    ck_assert_int_eq (cask_wait (client, futures, N, CASK_WAIT_ALL, 0), 0);
+    ck_assert_int_ge (cask_wait (client, futures, N, CASK_WAIT_FIRST, 60000), 1);
     cask_cluster_info_t *info = cask_client_info (client, 10000);
     ck_assert_ptr_nonnull (info);
     for (size_t i = 0; i < info->nworkers; i++)
-        ck_assert_msg (info->workers [i].tasks_done > 0, "worker %s ran nothing",
-                       info->workers [i].endpoint);
+        ck_assert_msg (info->workers [i].tasks_done + info->workers [i].inflight > 0,
+                       "worker %s has no work", info->workers [i].endpoint);
     cask_cluster_info_destroy (&info);
 
     ck_assert_msg (cask_client_scale (client, 1, 60000) == 0, "%s", cask_client_error (client));
+    ck_assert_int_eq (cask_gather (client, futures, N, 60000), 0);
     ck_assert_uint_eq (cask_client_nworkers (client), 1);
     ck_assert_uint_eq (s_children (getpid (), pids, S_MAX_CHILDREN), 2);
     info = cask_client_info (client, 10000);

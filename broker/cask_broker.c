@@ -11,6 +11,10 @@
     Peers are known by routing id once they said HELLO, and by their id
     (clients and workers counted apart, from 1) in the graph.
 
+    Workers and the broker heartbeat each other (PROTOCOL.md): a worker
+    silent for CASK_HEARTBEAT_LIVENESS of its intervals (hung, its host
+    gone, its link cut) is treated as if it said BYE.
+
     A peer whose connection closes is treated as if it said BYE. ZeroMQ
     hides connections, so the broker watches them through a socket monitor:
     each peer's file descriptor is taken from its HELLO (ZMQ_SRCFD), and a
@@ -78,6 +82,8 @@ typedef struct {
     uint64_t memory_limit;
     cJSON *resources;           //  workers: what it declared, for REPORT
     int fd;                     //  its connection's descriptor, or -1
+    int64_t heard_at;           //  zclock_mono of its last message
+    uint32_t heartbeat_ms;      //  workers: how often it heartbeats
     uint32_t restarts_owed;     //  workers: RESTARTs not answered yet
     bool retired;               //  workers: told to leave, forgotten by the graph
     bool dirty;                 //  has batches to flush
@@ -143,6 +149,9 @@ struct _cask_broker_t {
     size_t nretires;
     cask_message_t msg;         //  the message being handled
     cask_buf_t out;             //  body of the message being sent at once
+    int64_t now;                //  zclock_mono at this wake-up
+    uint32_t heartbeat_ms;
+    int64_t heartbeat_at;       //  when the next heartbeats go out
 };
 
 static const char *
@@ -237,6 +246,8 @@ s_peer_new (cask_broker_t *self, const zmq_msg_t *routing, const cask_hello_t *h
     peer->nthreads = hello->nthreads;
     peer->memory_limit = hello->memory_limit;
     peer->fd = -1;
+    peer->heard_at = self->now;
+    peer->heartbeat_ms = self->heartbeat_ms;
     if (hello->nresources) {
         peer->resources = cJSON_CreateObject ();
         for (uint8_t i = 0; peer->resources && i < hello->nresources; i++) {
@@ -1207,6 +1218,47 @@ s_on_stolen (cask_broker_t *self, s_peer_t *worker, cask_rd_t *rd)
         s_reply_error (self, CASK_ERR_MALFORMED, "malformed STOLEN");
 }
 
+//  ---------------------------------------------------------------------
+//  Heartbeats
+
+#define S_HEARTBEAT_MIN_MS 10
+#define S_HEARTBEAT_MAX_MS 600000
+
+static void
+s_on_heartbeat (cask_broker_t *self, s_peer_t *worker, cask_rd_t *rd)
+{
+    uint32_t interval = cask_get_u32 (rd);
+    if (!cask_rd_done (rd) || interval < S_HEARTBEAT_MIN_MS || interval > S_HEARTBEAT_MAX_MS)
+        s_reply_error (self, CASK_ERR_MALFORMED, "HEARTBEAT needs an interval of %d to %d ms",
+                       S_HEARTBEAT_MIN_MS, S_HEARTBEAT_MAX_MS);
+    else
+        worker->heartbeat_ms = interval;
+}
+
+//  Sends every worker a HEARTBEAT and lets go of those that stayed silent
+//  too long (hung, or cut off: their connection may never close).
+static void
+s_heartbeat (cask_broker_t *self)
+{
+    self->heartbeat_at = self->now + self->heartbeat_ms;
+    cask_buf_reset (&self->out);
+    cask_put_u32 (&self->out, self->heartbeat_ms);
+    s_peer_t *silent = NULL;
+    for (s_peer_t *worker = zhashx_first (self->workers); worker; worker = zhashx_next (self->workers)) {
+        if (self->now - worker->heard_at > (int64_t) CASK_HEARTBEAT_LIVENESS * worker->heartbeat_ms)
+            silent = worker;
+        else
+            s_send (self, worker, CASK_MSG_HEARTBEAT, &self->out, NULL);
+    }
+    //  One at a time: letting one go changes the map being walked
+    if (silent) {
+        cask_log_print (self->log, CASK_LOG_WARNING, "worker %u silent for %lld ms",
+                        silent->id, (long long) (self->now - silent->heard_at));
+        s_peer_gone (self, silent, "missed its heartbeats");
+        self->heartbeat_at = self->now;     //  the others at once
+    }
+}
+
 static void
 s_on_done (cask_broker_t *self, s_peer_t *worker, cask_rd_t *rd)
 {
@@ -1365,6 +1417,7 @@ s_allowed (uint8_t command, uint8_t role)
         case CASK_MSG_LIBFAIL:
         case CASK_MSG_RESTARTED:
         case CASK_MSG_STOLEN:
+        case CASK_MSG_HEARTBEAT:
             return role == CASK_ROLE_WORKER;
         default:
             return false;
@@ -1390,6 +1443,7 @@ s_dispatch_command (cask_broker_t *self, s_peer_t *peer, cask_rd_t *rd)
         case CASK_MSG_RETIRE: s_on_retire (self, peer, rd); break;
         case CASK_MSG_DONE: s_on_done (self, peer, rd); break;
         case CASK_MSG_STOLEN: s_on_stolen (self, peer, rd); break;
+        case CASK_MSG_HEARTBEAT: s_on_heartbeat (self, peer, rd); break;
         case CASK_MSG_RESTARTED: s_on_restarted (self, peer); break;
         default: s_on_libfail (self, peer, rd); break;
     }
@@ -1400,6 +1454,8 @@ s_handle (cask_broker_t *self)
 {
     cask_message_t *msg = &self->msg;
     s_peer_t *peer = s_peer_by_routing (self, &msg->routing);
+    if (peer)
+        peer->heard_at = self->now;
     cask_log_print (self->log, CASK_LOG_DEBUG, "received %s from %s %u",
                     cask_command_name (msg->command), peer ? s_role_name (peer->role) : "new peer",
                     peer ? peer->id : 0);
@@ -1420,7 +1476,7 @@ s_handle (cask_broker_t *self)
         s_on_hello (self, &rd);
     else
     if (!peer)
-        s_reply_error (self, CASK_ERR_COMMAND, "%s before HELLO", cask_command_name (msg->command));
+        s_reply_error (self, CASK_ERR_HELLO, "%s before HELLO", cask_command_name (msg->command));
     else
     if (peer->retired && msg->command != CASK_MSG_BYE)
         cask_log_print (self->log, CASK_LOG_DEBUG, "ignoring %s from retired worker %u",
@@ -1502,6 +1558,9 @@ cask_broker_new (const char *endpoint, bool verbose)
         return NULL;
     //  Info always, every message with --verbose
     self->log = cask_log_new ("cask-broker", verbose ? CASK_LOG_DEBUG : CASK_LOG_INFO);
+    self->now = zclock_mono ();
+    self->heartbeat_ms = CASK_HEARTBEAT_MS;
+    self->heartbeat_at = self->now + self->heartbeat_ms;
     cask_message_init (&self->msg);
     cask_buf_init (&self->out);
     cask_graph_sink_t sink = { s_sink_dispatch, s_sink_state, s_sink_free, s_sink_cancelled,
@@ -1555,6 +1614,14 @@ cask_broker_destroy (cask_broker_t **self_p)
     *self_p = NULL;
 }
 
+void
+cask_broker_set_heartbeat (cask_broker_t *self, unsigned interval_ms)
+{
+    self->heartbeat_ms = interval_ms < S_HEARTBEAT_MIN_MS ? S_HEARTBEAT_MIN_MS
+                       : interval_ms > S_HEARTBEAT_MAX_MS ? S_HEARTBEAT_MAX_MS : interval_ms;
+    self->heartbeat_at = zclock_mono () + self->heartbeat_ms;
+}
+
 const char *
 cask_broker_endpoint (cask_broker_t *self)
 {
@@ -1567,7 +1634,11 @@ cask_broker_run (cask_broker_t *self, volatile sig_atomic_t *stop)
     while (!*stop) {
         zmq_pollitem_t items [] = { { self->socket, 0, ZMQ_POLLIN, 0 },
                                     { self->monitor, 0, ZMQ_POLLIN, 0 } };
-        int rc = zmq_poll (items, 2, S_POLL_MSECS);
+        int64_t wait = self->heartbeat_at - zclock_mono ();
+        int rc = zmq_poll (items, 2, wait < 0 ? 0 : wait < S_POLL_MSECS ? wait : S_POLL_MSECS);
+        self->now = zclock_mono ();
+        if (self->now >= self->heartbeat_at)
+            s_heartbeat (self);
         if (rc == -1 && errno == EINTR)
             continue;
         //  Closed connections first: see s_drain_monitor

@@ -23,6 +23,10 @@ typedef struct _cask_broker_t cask_broker_t;
 cask_broker_t *cask_broker_new (const char *endpoint, bool verbose);
 //  Stops serving and frees everything; safe on NULL and twice.
 void cask_broker_destroy (cask_broker_t **self_p);
+//  Heartbeats to workers every interval_ms (default CASK_HEARTBEAT_MS, at
+//  least 10); a worker silent for CASK_HEARTBEAT_LIVENESS of its own
+//  intervals is taken for dead.
+void cask_broker_set_heartbeat (cask_broker_t *self, unsigned interval_ms);
 //  The endpoint the broker is bound to, with the real port.
 const char *cask_broker_endpoint (cask_broker_t *self);
 //  Serves until *stop becomes non-zero (a signal handler sets it) or the

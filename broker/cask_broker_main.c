@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "cask_broker.h"
+#include "cask_proto.h"
 
 static volatile sig_atomic_t s_stop = 0;
 
@@ -25,11 +26,14 @@ static void
 s_usage (FILE *stream)
 {
     fprintf (stream,
-        "usage: cask-broker [--bind ENDPOINT] [--endpoint-file FILE] [--verbose] [--help]\n"
+        "usage: cask-broker [--bind ENDPOINT] [--endpoint-file FILE] [--heartbeat MS]\n"
+        "                   [--verbose] [--help]\n"
         "  --bind ENDPOINT       where to listen (default " CASK_BROKER_DEFAULT_BIND ";\n"
         "                        tcp://127.0.0.1:* picks a free port)\n"
         "  --endpoint-file FILE  write the endpoint bound to into FILE\n"
-        "  --verbose             log every message\n");
+        "  --heartbeat MS        heartbeat workers every MS milliseconds (default %d); a\n"
+        "                        worker silent for %d of its own intervals is taken for dead\n"
+        "  --verbose             log every message\n", CASK_HEARTBEAT_MS, CASK_HEARTBEAT_LIVENESS);
 }
 
 static int
@@ -70,9 +74,15 @@ main (int argc, char *argv [])
     const char *bind = CASK_BROKER_DEFAULT_BIND;
     const char *endpoint_file = NULL;
     bool verbose = false;
+    long heartbeat = CASK_HEARTBEAT_MS;
     for (int i = 1; i < argc; i++) {
+        char *end = NULL;
         if (strcmp (argv [i], "--bind") == 0 && i + 1 < argc)
             bind = argv [++i];
+        else
+        if (strcmp (argv [i], "--heartbeat") == 0 && i + 1 < argc
+        &&  (heartbeat = strtol (argv [i + 1], &end, 10)) >= 10 && heartbeat <= 600000 && !*end)
+            i++;
         else
         if (strcmp (argv [i], "--endpoint-file") == 0 && i + 1 < argc)
             endpoint_file = argv [++i];
@@ -94,6 +104,7 @@ main (int argc, char *argv [])
     cask_broker_t *broker = cask_broker_new (bind, verbose);
     if (!broker)
         return EXIT_FAILURE;
+    cask_broker_set_heartbeat (broker, (unsigned) heartbeat);
     printf ("cask-broker: listening on %s\n", cask_broker_endpoint (broker));
     fflush (stdout);
     if (endpoint_file && s_write_endpoint (endpoint_file, cask_broker_endpoint (broker))) {

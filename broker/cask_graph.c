@@ -1378,6 +1378,19 @@ s_take_back (cask_graph_t *self, s_worker_t *worker, s_vec_t *lost, s_vec_t *orp
     }
 }
 
+//  task runs elsewhere but needs a result that was just lost, which its
+//  worker may be fetching from the worker that is gone: that worker drops
+//  it (FREE), and it waits for the result to be computed again (what it
+//  misses is counted once every lost result is known: into recount).
+static void
+s_wait_again (cask_graph_t *self, cask_gtask_t *task, s_vec_t *recount)
+{
+    self->sink.free (self->arg, task->worker->id, s_view (task->key, task->key_len));
+    s_unassign (self, task);
+    s_set_state (self, task, S_WAITING);
+    s_vec_push (recount, task);
+}
+
 //  Forgets worker: what it ran is scheduled again, what it held and is
 //  still needed is computed again (settled by the caller).
 static void
@@ -1392,7 +1405,7 @@ s_worker_drop (cask_graph_t *self, s_worker_t *worker)
     //  Running tasks go back to waiting first: the dependents of the lost
     //  results that were waiting already then count them as missing again,
     //  and the tasks to run again count what they miss afresh.
-    s_vec_t lost = { 0 }, orphans = { 0 }, rerun = { 0 };
+    s_vec_t lost = { 0 }, orphans = { 0 }, rerun = { 0 }, recount = { 0 };
     s_take_back (self, worker, &lost, &orphans, &rerun);
     for (size_t i = 0; i < lost.size; i++) {
         cask_gtask_t *task = lost.items [i];
@@ -1403,8 +1416,13 @@ s_worker_drop (cask_graph_t *self, s_worker_t *worker)
                 s_set_state (self, dependent, S_WAITING);
             if (dependent->state == S_WAITING)
                 dependent->nwaiting++;
+            else
+            if (dependent->state == S_PROCESSING)
+                s_wait_again (self, dependent, &recount);
         }
     }
+    for (size_t i = 0; i < recount.size; i++)
+        s_count_missing (recount.items [i]);
     //  Scattered data cannot be computed again: it fails, and takes down
     //  what waits on it, before anything that was running is placed again
     for (size_t i = 0; i < orphans.size; i++) {
@@ -1432,6 +1450,7 @@ s_worker_drop (cask_graph_t *self, s_worker_t *worker)
     free (lost.items);
     free (orphans.items);
     free (rerun.items);
+    free (recount.items);
     free (worker);
     s_fail_unrunnable_queued (self);
 }

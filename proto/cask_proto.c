@@ -1409,6 +1409,7 @@ cask_command_name (uint8_t command)
         case CASK_MSG_LOOKUP: return "LOOKUP";
         case CASK_MSG_UNPUBLISH: return "UNPUBLISH";
         case CASK_MSG_RETIRE: return "RETIRE";
+        case CASK_MSG_HEARTBEAT: return "HEARTBEAT";
         case CASK_MSG_RETIRED: return "RETIRED";
         case CASK_MSG_STEAL: return "STEAL";
         case CASK_MSG_COPY: return "COPY";

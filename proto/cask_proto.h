@@ -54,6 +54,7 @@ typedef enum {
     CASK_MSG_LOOKUP = 0x0C,         //  client -> broker
     CASK_MSG_UNPUBLISH = 0x0D,      //  client -> broker
     CASK_MSG_RETIRE = 0x0E,         //  client -> broker, broker -> worker
+    CASK_MSG_HEARTBEAT = 0x0F,      //  worker <-> broker
     CASK_MSG_WELCOME = 0x11,        //  broker -> client/worker
     CASK_MSG_REGISTERED = 0x12,     //  broker -> client
     CASK_MSG_STATE = 0x13,          //  broker -> client
@@ -98,8 +99,15 @@ typedef enum {
     CASK_ERR_LIBRARY = 4,       //  library rejected
     CASK_ERR_FUNCTION = 5,      //  unknown function id
     CASK_ERR_NOT_FOUND = 6,     //  no such key or name
-    CASK_ERR_EXISTS = 7         //  name already published
+    CASK_ERR_EXISTS = 7,        //  name already published
+    CASK_ERR_HELLO = 8          //  the broker does not know this peer: HELLO first
 } cask_errcode_t;
+
+//  Heartbeats: each side sends HEARTBEAT (body: u32 its interval in ms)
+//  every interval, and takes the other for dead after this many of the
+//  other's intervals without a message.
+#define CASK_HEARTBEAT_MS 1000
+#define CASK_HEARTBEAT_LIVENESS 4
 
 //  A borrowed view of bytes inside a message body (not NUL-terminated).
 typedef struct {

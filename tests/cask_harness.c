@@ -553,11 +553,13 @@ static int s_read_endpoint (cask_harness_t *self)
     return 0;
 }
 
+//  Starts the broker on a free port, or on the address it had before.
 static int s_start_broker (cask_harness_t *self)
 {
     char *log = s_strdup_printf ("%s/broker.log", self->dir);
     char *argv [] = {
-        (char *) s_broker_bin (), "--bind", "tcp://127.0.0.1:*",
+        (char *) s_broker_bin (), "--bind",
+        *self->broker_address ? self->broker_address : "tcp://127.0.0.1:*",
         "--endpoint-file", self->endpoint_file,
         s_verbose () ? "--verbose" : NULL, NULL
     };
@@ -735,6 +737,21 @@ bool cask_harness_broker_alive (cask_harness_t *self)
 bool cask_harness_worker_alive (cask_harness_t *self, size_t index)
 {
     return index < self->nworkers && s_proc_alive (&self->workers [index]);
+}
+
+int cask_harness_restart_broker (cask_harness_t *self)
+{
+    s_proc_t *proc = &self->broker;
+    if (!s_proc_alive (proc))
+        return -1;
+    atomic_store (&proc->killed, true);
+    kill (proc->pid, SIGKILL);
+    int status;
+    waitpid (proc->pid, &status, 0);
+    proc->exited = true;
+    s_proc_fini (proc);
+    remove (self->endpoint_file);
+    return s_start_broker (self);
 }
 
 int cask_harness_kill_worker (cask_harness_t *self, size_t index)

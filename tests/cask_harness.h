@@ -73,6 +73,10 @@ pid_t cask_harness_worker_pid (cask_harness_t *self, size_t index);
 bool cask_harness_broker_alive (cask_harness_t *self);
 //  True while worker index runs.
 bool cask_harness_worker_alive (cask_harness_t *self, size_t index);
+//  Kills the broker (SIGKILL) and starts a new one on the same address,
+//  which knows nothing of the old one's clients, workers and tasks.
+//  Returns 0 once it is bound, or -1.
+int cask_harness_restart_broker (cask_harness_t *self);
 //  Sends SIGKILL to worker index (a worker dying hard). Returns 0 or -1.
 int cask_harness_kill_worker (cask_harness_t *self, size_t index);
 

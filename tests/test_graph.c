@@ -389,6 +389,34 @@ START_TEST (test_load_spreads_independent_tasks)
 }
 END_TEST
 
+//  A task running elsewhere that needs a result lost with its worker is
+//  taken back (its worker may be fetching from the lost one) and runs
+//  again once the result is computed again.
+START_TEST (test_lost_input_takes_back_its_dependents)
+{
+    s_add_worker (1, "tcp://w1", 1);
+    s_add_worker (2, "tcp://w2", 1);
+    s_submit (7, "a", NULL, NULL);
+    ck_assert_int_eq (s_last_worker_of ("a"), 1);
+    ck_assert_int_eq (s_done (1, "a", 8), 0);
+    s_submit (7, "slow", NULL, NULL);               //  keeps worker 1 busy
+    ck_assert_int_eq (s_last_worker_of ("slow"), 1);
+    s_submit (7, "b", "a", NULL);
+    ck_assert_int_eq (s_last_worker_of ("b"), 2);
+    s_recorder.size = 0;
+    cask_graph_worker_remove (s_graph, 1);
+    ck_assert_int_eq (s_find_event ('f', "b", 0)->peer, 2);
+    ck_assert_int_eq (s_find_event ('d', "a", 0)->peer, 2);
+    ck_assert_ptr_null (s_find_event ('d', "b", 0));
+    ck_assert_int_eq (s_done (2, "b", 8), -1);      //  the dropped run
+    ck_assert_ptr_null (cask_graph_verify (s_graph));
+    ck_assert_int_eq (s_done (2, "a", 8), 0);
+    ck_assert_int_eq (s_last_worker_of ("b"), 2);
+    ck_assert_int_eq (s_done (2, "b", 8), 0);
+    ck_assert_ptr_null (cask_graph_verify (s_graph));
+}
+END_TEST
+
 START_TEST (test_failure_propagates_with_cause)
 {
     s_add_worker (1, "tcp://w1", 1);
@@ -1466,6 +1494,7 @@ main (void)
     tcase_add_test (tc, test_nul_key_is_malformed);
     tcase_add_test (tc, test_many_tasks_give_memory_back);
     tcase_add_test (tc, test_steal_for_idle_worker);
+    tcase_add_test (tc, test_lost_input_takes_back_its_dependents);
     tcase_add_test (tc, test_retire_hands_over);
     tcase_add_test (tc, test_restrictions_and_resources);
     tcase_add_loop_test (tc, test_random_operations_keep_invariants, 0, 8);

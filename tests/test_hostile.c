@@ -328,9 +328,9 @@ START_TEST (test_broker_rejects_bad_framing)
     //  Before HELLO only HELLO and STATUS are allowed.
     const uint8_t empty_batch [4] = { 0, 0, 0, 0 };
     s_send_raw (socket, CASK_PROTO_VERSION, CASK_MSG_SUBMIT, empty_batch, 4);
-    s_expect_error (socket, CASK_ERR_COMMAND, "SUBMIT before HELLO", NULL, 0);
+    s_expect_error (socket, CASK_ERR_HELLO, "SUBMIT before HELLO", NULL, 0);
     s_send_raw (socket, CASK_PROTO_VERSION, CASK_MSG_DONE, empty_batch, 4);
-    s_expect_error (socket, CASK_ERR_COMMAND, "DONE before HELLO", NULL, 0);
+    s_expect_error (socket, CASK_ERR_HELLO, "DONE before HELLO", NULL, 0);
     s_send_raw (socket, CASK_PROTO_VERSION, CASK_MSG_STATUS, NULL, 0);
     s_expect_report (socket, "STATUS before HELLO");
 
@@ -463,7 +463,7 @@ START_TEST (test_broker_rejects_bad_submits)
     //  After BYE, the peer is a stranger again.
     s_send_raw (socket, CASK_PROTO_VERSION, CASK_MSG_BYE, NULL, 0);
     s_send_raw (socket, CASK_PROTO_VERSION, CASK_MSG_SUBMIT, (const uint8_t []) { 0, 0, 0, 0 }, 4);
-    s_expect_error (socket, CASK_ERR_COMMAND, "SUBMIT after BYE", NULL, 0);
+    s_expect_error (socket, CASK_ERR_HELLO, "SUBMIT after BYE", NULL, 0);
     zmq_close (socket);
     cask_client_destroy (&client);
     s_assert_cluster_works ();

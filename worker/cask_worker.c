@@ -29,6 +29,12 @@
     Once it holds no result and runs no task, a worker gives the memory
     of the last burst back to the system (at most once a tick).
 
+    The worker and the broker heartbeat each other. A broker silent for
+    CASK_HEARTBEAT_LIVENESS of its intervals, or one that answers ERROR
+    "HELLO first" (it restarted, or took this worker for dead), belongs to
+    a cluster that is gone: the worker starts a new epoch as at RESTART and
+    says HELLO on a new connection.
+
     Clients scatter data with PUT on the peer socket: each value is kept
     (when it fits under the memory limit) like a result, and the broker
     learns of it through DONE as if a task had made it.
@@ -185,6 +191,11 @@ struct _cask_worker_t {
     cask_message_t msg;                 //  last received
     int64_t next_tick;
     bool retired;                       //  RETIRE came: the loop ends
+    bool failed;                        //  could not connect again: the loop ends
+    const char *reconnect_due;          //  why to start afresh after this wake-up
+    int64_t broker_heard_at;            //  s_now_us of its last message
+    uint32_t broker_heartbeat_ms;       //  how often it heartbeats
+    int64_t heartbeat_at;               //  when ours is due
     uint64_t tasks_run;
     uint64_t tasks_failed;
     uint64_t tasks_abandoned;           //  running at a RESTART or FREE
@@ -1389,8 +1400,10 @@ s_on_steal (cask_worker_t *self, cask_message_t *msg)
 }
 
 //  Back to a clean state, in a new epoch; libraries stay loaded.
+//  A new epoch: results, queued jobs, fetches and peer connections of the
+//  old one go at once; running jobs are dropped when they come back.
 static void
-s_on_restart (cask_worker_t *self)
+s_new_epoch (cask_worker_t *self, const char *why)
 {
     self->epoch++;
     cask_batch_reset (&self->done);     //  all of the old epoch
@@ -1404,9 +1417,15 @@ s_on_restart (cask_worker_t *self)
     size_t results = cask_store_size (self->store);
     cask_store_clear (self->store);
     self->trim_due = true;
-    cask_log_print (self->log, CASK_LOG_INFO, "restarted: dropped %zu results and %zu tasks, "
-                    "%zu running tasks abandoned", results, in_flight - self->jobs_in_flight,
+    cask_log_print (self->log, CASK_LOG_INFO, "%s: dropped %zu results and %zu tasks, "
+                    "%zu running tasks abandoned", why, results, in_flight - self->jobs_in_flight,
                     self->jobs_in_flight);
+}
+
+static void
+s_on_restart (cask_worker_t *self)
+{
+    s_new_epoch (self, "restarted");
     if (cask_send (self->broker, NULL, CASK_MSG_RESTARTED, NULL, NULL))
         cask_log_print (self->log, CASK_LOG_ERROR, "cannot send RESTARTED: %s",
                         zmq_strerror (errno));
@@ -1422,6 +1441,26 @@ s_on_retire (cask_worker_t *self)
     self->retired = true;
 }
 
+static int s_connect_broker (cask_worker_t *self);
+
+//  The broker forgot this worker (it restarted, or took it for dead), or
+//  has been silent too long: everything here belongs to a cluster that
+//  is gone, so the worker starts afresh and says HELLO on a new connection.
+static void
+s_reconnect (cask_worker_t *self, const char *why)
+{
+    cask_log_print (self->log, CASK_LOG_WARNING, "%s: connecting to the broker again", why);
+    s_new_epoch (self, why);
+    int zero = 0;
+    zmq_setsockopt (self->broker, ZMQ_LINGER, &zero, sizeof zero);
+    zmq_close (self->broker);
+    self->broker = NULL;
+    self->id = 0;
+    self->broker_heard_at = s_now_us ();
+    if (s_connect_broker (self))
+        self->failed = true;
+}
+
 static void
 s_on_broker_error (cask_worker_t *self, cask_message_t *msg)
 {
@@ -1431,6 +1470,36 @@ s_on_broker_error (cask_worker_t *self, cask_message_t *msg)
     cask_error_get (&rd, &rec);
     cask_log_print (self->log, CASK_LOG_WARNING, "broker says ERROR %u (%.*s): %.*s", rec.code,
                     (int) rec.about.len, rec.about.ptr, (int) rec.message.len, rec.message.ptr);
+    if (rec.code == CASK_ERR_HELLO)
+        self->reconnect_due = "the broker does not know this worker";
+}
+
+static void
+s_on_heartbeat (cask_worker_t *self, cask_message_t *msg)
+{
+    cask_rd_t rd;
+    cask_rd_init (&rd, zmq_msg_data (&msg->body), zmq_msg_size (&msg->body));
+    uint32_t interval = cask_get_u32 (&rd);
+    if (cask_rd_done (&rd) && interval >= 10 && interval <= 600000)
+        self->broker_heartbeat_ms = interval;
+}
+
+//  Heartbeats the broker when due, and starts afresh when it has been
+//  silent for CASK_HEARTBEAT_LIVENESS of its intervals.
+static void
+s_heartbeat (cask_worker_t *self, int64_t now)
+{
+    if (now - self->broker_heard_at
+        > (int64_t) CASK_HEARTBEAT_LIVENESS * self->broker_heartbeat_ms * 1000)
+        s_reconnect (self, "the broker is silent");
+    if (now < self->heartbeat_at)
+        return;
+    self->heartbeat_at = now + (int64_t) self->config.heartbeat_ms * 1000;
+    cask_buf_reset (&self->scratch);
+    cask_put_u32 (&self->scratch, self->config.heartbeat_ms);
+    if (cask_send (self->broker, NULL, CASK_MSG_HEARTBEAT, &self->scratch, NULL))
+        cask_log_print (self->log, CASK_LOG_WARNING, "cannot send HEARTBEAT: %s",
+                        zmq_strerror (errno));
 }
 
 static void
@@ -1448,6 +1517,7 @@ s_on_broker_message (cask_worker_t *self, cask_message_t *msg)
         case CASK_MSG_FREE: s_on_free (self, msg); break;
         case CASK_MSG_RESTART: s_on_restart (self); break;
         case CASK_MSG_STEAL: s_on_steal (self, msg); break;
+        case CASK_MSG_HEARTBEAT: s_on_heartbeat (self, msg); break;
         case CASK_MSG_COPY: s_on_copies (self, msg); break;
         case CASK_MSG_RETIRE: s_on_retire (self); break;
         case CASK_MSG_ERROR: s_on_broker_error (self, msg); break;
@@ -1463,12 +1533,14 @@ static bool
 s_from_broker (cask_worker_t *self, void *arg, const char *why)
 {
     (void) arg;
+    self->broker_heard_at = s_now_us ();
     if (why)
         cask_log_print (self->log, CASK_LOG_WARNING,
                         "ignoring a bad message from the broker: %s", why);
     else
         s_on_broker_message (self, &self->msg);
-    return !self->retired;
+    //  What follows a retirement or a reason to reconnect is not read
+    return !self->retired && !self->reconnect_due;
 }
 
 //  ---------------------------------------------------------------------
@@ -1786,7 +1858,9 @@ s_poll_once (cask_worker_t *self)
     for (size_t index = 0; index < self->npeers; index++)
         items [3 + index] = (zmq_pollitem_t) { self->peers [index]->socket, 0, ZMQ_POLLIN, 0 };
 
-    if (zmq_poll (items, (int) nitems, S_TICK_MS) == -1)
+    int64_t wait_ms = (self->heartbeat_at - s_now_us ()) / 1000;
+    wait_ms = wait_ms < 0 ? 0 : wait_ms < S_TICK_MS ? wait_ms : S_TICK_MS;
+    if (zmq_poll (items, (int) nitems, (long) wait_ms) == -1)
         return errno == EINTR ? 0 : -1;
     if (items [0].revents & ZMQ_POLLIN)
         s_drain_finished (self);
@@ -1809,7 +1883,14 @@ s_poll_once (cask_worker_t *self)
     }
     s_flush (self);
     s_peers_reap (self);
-    return 0;
+    if (self->reconnect_due) {
+        s_reconnect (self, self->reconnect_due);
+        self->reconnect_due = NULL;
+    }
+    else
+    if (!self->retired)
+        s_heartbeat (self, now);
+    return self->failed ? -1 : 0;
 }
 
 int
@@ -1989,6 +2070,10 @@ cask_worker_new (const cask_worker_config_t *config)
         cask_worker_destroy (&self);
         return NULL;
     }
+    if (self->config.heartbeat_ms == 0)
+        self->config.heartbeat_ms = CASK_HEARTBEAT_MS;
+    self->broker_heartbeat_ms = CASK_HEARTBEAT_MS;
+    self->broker_heard_at = self->heartbeat_at = s_now_us ();
     self->pool_ready = s_pool_init (&self->pool) == 0;
     if (!self->pool_ready || s_bind_router (self) || s_bind_finished (self)
     ||  s_pool_start (self) || s_connect_broker (self)) {

@@ -28,6 +28,7 @@ typedef struct {
     uint32_t nthreads;          //  executor threads, at least 1
     uint64_t memory_limit;      //  bytes, as told to the broker
     int fetch_timeout_ms;       //  a peer silent this long fails its fetches
+    uint32_t heartbeat_ms;      //  heartbeat the broker this often (0: CASK_HEARTBEAT_MS)
     bool verbose;               //  log info and debug lines too
     //  What the worker declares in HELLO (--resources): at most
     //  CASK_MAX_RESOURCES, unique names of 1 to 255 bytes, amounts in

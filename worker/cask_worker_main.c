@@ -55,11 +55,15 @@ s_usage (FILE *out)
         "  --memory-limit BYTES  memory the broker may count on, with an optional\n"
         "                        K, M, G or T suffix (default: physical memory)\n"
         "  --fetch-timeout MS    give up on a silent peer after MS (default: %d)\n"
+        "  --heartbeat MS        heartbeat the broker every MS (default: %d); a broker\n"
+        "                        silent for %d of its intervals is taken for gone: the\n"
+        "                        worker drops everything and connects again\n"
         "  --verbose             log what happens, not only problems\n"
         "  --help                show this and exit\n"
         "\n"
         "Exits with 0 when stopped by SIGINT or SIGTERM, or retired by the broker.\n",
-        CASK_MAX_RESOURCES, S_DEFAULT_FETCH_TIMEOUT_MS);
+        CASK_MAX_RESOURCES, S_DEFAULT_FETCH_TIMEOUT_MS, CASK_HEARTBEAT_MS,
+        CASK_HEARTBEAT_LIVENESS);
 }
 
 //  "host:port" becomes "tcp://host:port"; anything with a scheme is kept.
@@ -192,6 +196,7 @@ s_parse_options (s_options_t *options, int argc, char *argv [])
         { "resources", required_argument, NULL, 'r' },
         { "memory-limit", required_argument, NULL, 'm' },
         { "fetch-timeout", required_argument, NULL, 't' },
+        { "heartbeat", required_argument, NULL, 'H' },
         { "verbose", no_argument, NULL, 'v' },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 }
@@ -245,6 +250,13 @@ s_parse_options (s_options_t *options, int argc, char *argv [])
                     return -1;
                 }
                 config->fetch_timeout_ms = (int) number;
+                break;
+            case 'H':
+                if (s_parse_size (optarg, &number) || number < 10 || number > 600000) {
+                    fprintf (stderr, "E: --heartbeat takes 10 to 600000 milliseconds\n");
+                    return -1;
+                }
+                config->heartbeat_ms = (uint32_t) number;
                 break;
             case 'v':
                 config->verbose = true;

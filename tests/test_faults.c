@@ -1,0 +1,180 @@
+/*  test_faults.c - real faults on real processes: a worker that hangs
+    (SIGSTOP) is let go within seconds and its work done elsewhere, and it
+    joins again when it wakes; a broker that is killed and started again is
+    found by its workers, which join it afresh; a worker killed in the
+    middle of a 10,000-task graph loses nothing. Each test checks that every
+    future ends with the right value and that nothing hangs.
+*/
+#include <check.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include "cask_harness.h"
+#include "cask_testutil.h"
+
+#define RESULT_TIMEOUT 60000
+//  A silent worker or broker is taken for gone after 4 heartbeats of 1 s;
+//  the test allows for a heartbeat of delay on each side, and slow builds
+#define NOTICE_MS 12000
+
+static cask_harness_t *harness;
+static cask_client_t *client;
+
+static int64_t
+s_int (cask_future_t *future)
+{
+    return cask_harness_int (client, future, RESULT_TIMEOUT);
+}
+
+//  Number of workers the broker reports (-1 when it does not answer).
+static int
+s_broker_workers (void)
+{
+    cJSON *report = cask_harness_broker_report (harness, 2000);
+    if (!report)
+        return -1;
+    int count = cJSON_GetArraySize (cJSON_GetObjectItem (report, "workers"));
+    cJSON_Delete (report);
+    return count;
+}
+
+//  Waits until the broker reports n workers; returns the ms it took, or -1.
+static int64_t
+s_wait_workers (int n, int timeout_ms)
+{
+    int64_t start = cask_harness_now_ms ();
+    while (cask_harness_now_ms () - start < timeout_ms) {
+        if (s_broker_workers () == n)
+            return cask_harness_now_ms () - start;
+        usleep (50000);
+    }
+    return -1;
+}
+
+//  noop (i) for i < n into futures, all finished.
+static void
+s_noops (cask_future_t **futures, int n, int base)
+{
+    for (int i = 0; i < n; i++) {
+        futures [i] = cask_submit (client, "noop", cask_int64 (base + i), NULL);
+        ck_assert_msg (futures [i] != NULL, "%s", cask_client_error (client));
+    }
+    ck_assert_int_eq (cask_gather (client, futures, (size_t) n, RESULT_TIMEOUT), 0);
+}
+
+START_TEST (test_hung_worker_is_let_go_and_comes_back)
+{
+    cask_harness_test_start (&harness, 2, 1, &client, cask_harness_test_lib ());
+    enum { N = 20 };
+    cask_future_t *held [N], *after [N];
+    s_noops (held, N, 0);
+    pid_t pid = cask_harness_worker_pid (harness, 0);
+    ck_assert_int_eq (kill (pid, SIGSTOP), 0);
+    //  Work that needs every result, some of them on the hung worker
+    for (int i = 0; i < N; i++) {
+        cask_value_t *args [] = { cask_int64 (1), cask_future_arg (held [i]) };
+        after [i] = cask_submit_opts (client, "nap", NULL, args, 2);
+        ck_assert_ptr_nonnull (after [i]);
+    }
+    int64_t noticed = s_wait_workers (1, NOTICE_MS);
+    ck_assert_msg (noticed >= 0, "the broker still counts the hung worker");
+    printf ("faults: a hung worker let go after %lld ms\n", (long long) noticed);
+    ck_assert_int_eq (cask_gather (client, after, N, RESULT_TIMEOUT), 0);
+    for (int i = 0; i < N; i++)
+        ck_assert_int_eq (s_int (after [i]), i);
+
+    //  Woken, it finds the broker forgot it, drops its old results and
+    //  joins again as a new worker, which takes work
+    ck_assert_int_eq (kill (pid, SIGCONT), 0);
+    int64_t back = s_wait_workers (2, NOTICE_MS);
+    ck_assert_msg (back >= 0, "the woken worker did not join again");
+    printf ("faults: the woken worker joined again after %lld ms\n", (long long) back);
+    cJSON *report = cask_harness_worker_report (harness, 0, 5000);
+    ck_assert_ptr_nonnull (report);
+    ck_assert_int_eq (cask_harness_json_int (report, "results_held", -1), 0);
+    cJSON_Delete (report);
+    cask_future_t *more [N];
+    s_noops (more, N, 100);
+    for (int i = 0; i < N; i++)
+        ck_assert_int_eq (s_int (more [i]), 100 + i);
+    cask_futures_destroy (held, N);
+    cask_futures_destroy (after, N);
+    cask_futures_destroy (more, N);
+    cask_harness_test_stop (&harness, &client);
+}
+END_TEST
+
+START_TEST (test_workers_find_a_restarted_broker)
+{
+    cask_harness_test_start (&harness, 2, 1, &client, cask_harness_test_lib ());
+    cask_future_t *before [4];
+    s_noops (before, 4, 0);
+    cask_futures_destroy (before, 4);
+    cask_client_destroy (&client);
+    ck_assert_int_eq (cask_harness_restart_broker (harness), 0);
+    int64_t back = s_wait_workers (2, NOTICE_MS);
+    ck_assert_msg (back >= 0, "the workers did not join the new broker");
+    printf ("faults: both workers joined the restarted broker after %lld ms\n", (long long) back);
+    client = cask_harness_client (harness, cask_harness_test_lib ());
+    ck_assert_ptr_nonnull (client);
+    cask_future_t *after [8];
+    s_noops (after, 8, 10);
+    for (int i = 0; i < 8; i++)
+        ck_assert_int_eq (s_int (after [i]), 10 + i);
+    cask_futures_destroy (after, 8);
+    cask_harness_test_stop (&harness, &client);
+}
+END_TEST
+
+//  inc (i) for i < NINC, pairwise adds, and one sum: 10,000 tasks; a
+//  worker is killed while they run
+#define NINC 5000
+
+START_TEST (test_worker_killed_mid_graph)
+{
+    cask_harness_test_start (&harness, 3, 2, &client, cask_harness_tutorial_lib ());
+    cask_future_t **xs = calloc (NINC, sizeof *xs);
+    cask_future_t **ys = calloc (NINC - 1, sizeof *ys);
+    ck_assert (xs && ys);
+    for (int64_t i = 0; i < NINC; i++) {
+        xs [i] = cask_submit (client, "inc", cask_int64 (i), NULL);
+        ck_assert_msg (xs [i] != NULL, "%s", cask_client_error (client));
+    }
+    cask_value_t *list = cask_list_new (NINC - 1);
+    for (size_t i = 0; i < NINC - 1; i++) {
+        ys [i] = cask_submit (client, "add", cask_future_arg (xs [i]),
+                              cask_future_arg (xs [i + 1]), NULL);
+        ck_assert_msg (ys [i] != NULL, "%s", cask_client_error (client));
+        cask_list_append (list, cask_future_arg (ys [i]));
+    }
+    cask_future_t *total = cask_submit (client, "sum", list, NULL);
+    ck_assert_ptr_nonnull (total);
+    //  Kill a worker once a good part has run
+    ck_assert_int_ge (cask_wait (client, xs, NINC / 3, CASK_WAIT_ALL, RESULT_TIMEOUT), NINC / 3);
+    ck_assert_int_eq (cask_harness_kill_worker (harness, 1), 0);
+    const int64_t n = NINC - 1;
+    ck_assert_int_eq (s_int (total), n * (n - 1) + 3 * n);
+    ck_assert_int_eq (cask_gather (client, ys, NINC - 1, RESULT_TIMEOUT), 0);
+    for (size_t i = 0; i < NINC - 1; i += 97)
+        ck_assert_int_eq (s_int (ys [i]), 2 * (int64_t) i + 3);
+    cask_future_destroy (&total);
+    cask_futures_destroy (xs, NINC);
+    cask_futures_destroy (ys, NINC - 1);
+    free (xs);
+    free (ys);
+    cask_harness_test_stop (&harness, &client);
+}
+END_TEST
+
+int
+main (void)
+{
+    TCase *tc = tcase_create ("faults");
+    tcase_set_timeout (tc, 120);
+    tcase_add_test (tc, test_hung_worker_is_let_go_and_comes_back);
+    tcase_add_test (tc, test_workers_find_a_restarted_broker);
+    tcase_add_test (tc, test_worker_killed_mid_graph);
+    return cask_test_run ("faults", tc, NULL);
+}

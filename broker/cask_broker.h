@@ -27,6 +27,8 @@ void cask_broker_destroy (cask_broker_t **self_p);
 //  least 10); a worker silent for CASK_HEARTBEAT_LIVENESS of its own
 //  intervals is taken for dead.
 void cask_broker_set_heartbeat (cask_broker_t *self, unsigned interval_ms);
+//  A task that was running on count workers that died fails (default 3).
+void cask_broker_set_allowed_failures (cask_broker_t *self, unsigned count);
 //  The endpoint the broker is bound to, with the real port.
 const char *cask_broker_endpoint (cask_broker_t *self);
 //  Serves until *stop becomes non-zero (a signal handler sets it) or the

@@ -33,6 +33,7 @@ s_usage (FILE *stream)
         "  --endpoint-file FILE  write the endpoint bound to into FILE\n"
         "  --heartbeat MS        heartbeat workers every MS milliseconds (default %d); a\n"
         "                        worker silent for %d of its own intervals is taken for dead\n"
+        "  --allowed-failures N  a task running on N workers that died fails (default 3)\n"
         "  --verbose             log every message\n", CASK_HEARTBEAT_MS, CASK_HEARTBEAT_LIVENESS);
 }
 
@@ -75,6 +76,7 @@ main (int argc, char *argv [])
     const char *endpoint_file = NULL;
     bool verbose = false;
     long heartbeat = CASK_HEARTBEAT_MS;
+    long allowed_failures = 3;
     for (int i = 1; i < argc; i++) {
         char *end = NULL;
         if (strcmp (argv [i], "--bind") == 0 && i + 1 < argc)
@@ -82,6 +84,11 @@ main (int argc, char *argv [])
         else
         if (strcmp (argv [i], "--heartbeat") == 0 && i + 1 < argc
         &&  (heartbeat = strtol (argv [i + 1], &end, 10)) >= 10 && heartbeat <= 600000 && !*end)
+            i++;
+        else
+        if (strcmp (argv [i], "--allowed-failures") == 0 && i + 1 < argc
+        &&  (allowed_failures = strtol (argv [i + 1], &end, 10)) >= 1 && allowed_failures <= 255
+        &&  !*end)
             i++;
         else
         if (strcmp (argv [i], "--endpoint-file") == 0 && i + 1 < argc)
@@ -105,6 +112,7 @@ main (int argc, char *argv [])
     if (!broker)
         return EXIT_FAILURE;
     cask_broker_set_heartbeat (broker, (unsigned) heartbeat);
+    cask_broker_set_allowed_failures (broker, (unsigned) allowed_failures);
     printf ("cask-broker: listening on %s\n", cask_broker_endpoint (broker));
     fflush (stdout);
     if (endpoint_file && s_write_endpoint (endpoint_file, cask_broker_endpoint (broker))) {

@@ -38,6 +38,8 @@
 #define S_STEAL_COST 300e-6
 //  Distinct resource names a cluster may declare.
 #define S_MAX_RESOURCE_NAMES 64
+//  Workers a task may kill before it fails (Dask's allowed-failures).
+#define S_ALLOWED_FAILURES 3
 //  The mean duration follows the last S_DURATION_WINDOW runs.
 #define S_DURATION_WINDOW 16
 //  The task map is rebuilt when it holds less than 1/S_SHRINK_RATIO of
@@ -141,6 +143,7 @@ struct _cask_gtask_t {
     uint8_t retries;            //  runs left after a failure
     bool scattered;             //  uploaded by a client: no function, no lineage
     uint8_t sched;              //  S_STEALING, S_STEAL_REFUSED, S_COPY_FAILED
+    uint8_t kills;              //  workers that died while running it
     float estimate;             //  processing: seconds it adds to its worker
     uint32_t mark;              //  walk that last visited it (cancel)
     uint32_t fn;
@@ -159,6 +162,7 @@ struct _cask_gtask_t {
     s_worker_t *worker;         //  processing: runs it; memory: holds it
     s_worker_t *copy_to;        //  memory: where a COPY of it is being made
     s_restrict_t *restrictions; //  NULL: any worker
+    char *killed;               //  the workers it killed and how, or NULL
     s_error_t *error;           //  erred: why
     s_dependent_t *dependents;
     s_hold_t *holds;            //  hold_inline, or heap when more clients
@@ -206,6 +210,7 @@ struct _cask_graph_t {
     s_list_t ready;             //  ready tasks waiting for room, by priority
     s_list_t restricted;        //  the same, of restricted tasks
     uint32_t steals;            //  STEALs asked and not answered
+    unsigned allowed_failures;  //  kills before a task fails
     char *resources [S_MAX_RESOURCE_NAMES];     //  names workers declared
     size_t nresources;
     s_vec_t touched;            //  to settle
@@ -983,6 +988,7 @@ static void
 s_task_free (cask_gtask_t *task)
 {
     free (task->restrictions);
+    free (task->killed);
     for (uint32_t i = 0; i < task->ndeps; i++)
         s_unlink (task, i);
     for (uint32_t i = 0; i < task->nframes; i++)
@@ -1200,6 +1206,7 @@ cask_graph_new (const cask_graph_sink_t *sink, void *arg)
         return NULL;
     self->sink = *sink;
     self->arg = arg;
+    self->allowed_failures = S_ALLOWED_FAILURES;
     self->tasks = cask_keymap_new (s_task_key);
     self->names = cask_keymap_new (s_name_key);
     if (!self->tasks || !self->names) {
@@ -1497,6 +1504,54 @@ cask_graph_worker_retire (cask_graph_t *self, uint32_t id)
     s_fail_unrunnable_queued (self);
     s_settle (self);
     return 0;
+}
+
+int
+cask_graph_worker_tasks (cask_graph_t *self, uint32_t id,
+                         void (*fn) (void *arg, cask_str_t key), void *arg)
+{
+    s_worker_t *worker = s_worker (self, id);
+    if (!worker)
+        return -1;
+    for (cask_gtask_t *task = worker->flight.head; task; task = task->next)
+        fn (arg, s_view (task->key, task->key_len));
+    return (int) worker->inflight;
+}
+
+void
+cask_graph_set_allowed_failures (cask_graph_t *self, unsigned count)
+{
+    self->allowed_failures = count ? count : 1;
+}
+
+//  Appends how to the list of workers task killed.
+static void
+s_killed_note (cask_gtask_t *task, const char *how)
+{
+    size_t old = task->killed ? strlen (task->killed) : 0;
+    char *text = s_alloc_or_die (realloc (task->killed, old + strlen (how) + 3));
+    sprintf (text + old, "%s%s", old ? "; " : "", how);
+    task->killed = text;
+}
+
+int
+cask_graph_killed (cask_graph_t *self, cask_str_t key, const char *how)
+{
+    cask_gtask_t *task = s_find (self, key);
+    if (!task || task->scattered || (task->state != S_WAITING && task->state != S_READY
+                                     && task->state != S_PROCESSING))
+        return 0;
+    s_killed_note (task, how);
+    if (++task->kills < self->allowed_failures)
+        return 0;
+    if (task->state == S_PROCESSING) {
+        self->sink.free (self->arg, task->worker->id, key);
+        s_unassign (self, task);
+    }
+    s_fail (self, task, s_error_printf (key, s_function_name (self, task->fn), 0,
+                                        "killed %u workers: %s", task->kills, task->killed));
+    s_settle (self);
+    return 1;
 }
 
 size_t

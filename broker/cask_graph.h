@@ -108,6 +108,17 @@ int cask_graph_worker_add (cask_graph_t *self, uint32_t id, const cask_hello_t *
 //  A worker left: its running tasks are scheduled again, its results that
 //  are still needed are computed again, the rest are forgotten.
 void cask_graph_worker_remove (cask_graph_t *self, uint32_t id);
+//  Calls fn (arg, key) for each task in flight on worker (to know what a
+//  worker that died was running). Returns how many, or -1 (no worker).
+int cask_graph_worker_tasks (cask_graph_t *self, uint32_t id,
+                             void (*fn) (void *arg, cask_str_t key), void *arg);
+//  A worker died while it ran key (how: "worker 3 (w0): signal 11 ..."):
+//  a task not finished yet counts one more kill, and fails once it has
+//  killed allowed_failures workers, with a message that lists them.
+//  Returns 1 when it failed now, else 0.
+int cask_graph_killed (cask_graph_t *self, cask_str_t key, const char *how);
+//  Kills a task may cause before it fails (default 3, at least 1).
+void cask_graph_set_allowed_failures (cask_graph_t *self, unsigned count);
 //  Starts retiring worker (see the top of this file); the sink's retired
 //  says when it is done. -1 when there is no such worker or it retires
 //  already.

@@ -1083,6 +1083,8 @@ cask_hello_put (cask_buf_t *buf, const cask_hello_t *rec)
     cask_put_u64 (buf, rec->memory_limit);
     cask_put_str8 (buf, rec->endpoint);
     s_resources_put (buf, rec->resources, rec->nresources);
+    cask_put_u32 (buf, rec->replaces);
+    cask_put_str8 (buf, rec->death);
 }
 
 void
@@ -1094,6 +1096,8 @@ cask_hello_get (cask_rd_t *rd, cask_hello_t *rec)
     rec->memory_limit = cask_get_u64 (rd);
     rec->endpoint = cask_get_str8 (rd);
     rec->nresources = s_resources_get (rd, rec->resources);
+    rec->replaces = cask_get_u32 (rd);
+    rec->death = cask_get_str8 (rd);
 }
 
 void

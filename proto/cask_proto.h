@@ -294,6 +294,9 @@ typedef struct {
     cask_str_t endpoint;        //  workers only: peer endpoint
     uint8_t nresources;         //  workers only: what it declares (--resources)
     cask_resource_t resources [CASK_MAX_RESOURCES];
+    uint32_t replaces;          //  workers only: the id of the worker whose process
+                                //  died before this one took its place (0: none)
+    cask_str_t death;           //  how it died ("signal 11 (Segmentation fault)")
 } cask_hello_t;
 void cask_hello_put (cask_buf_t *buf, const cask_hello_t *rec);
 void cask_hello_get (cask_rd_t *rd, cask_hello_t *rec);

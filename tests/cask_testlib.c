@@ -6,6 +6,7 @@
 */
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/file.h>
@@ -83,6 +84,22 @@ static int noop (cask_call_t *call)
     return cask_return_int64 (call, x);
 }
 
+//  crash (how): kills the worker that runs it: "abort", "kill" (SIGKILL
+//  to itself) or "exit" (status 3); anything else fails the task.
+static int crash (cask_call_t *call)
+{
+    const char *how;
+    if (cask_arg_expect (call, 1) || cask_arg_string (call, 0, &how))
+        return -1;
+    if (strcmp (how, "abort") == 0)
+        abort ();
+    if (strcmp (how, "kill") == 0)
+        raise (SIGKILL);
+    if (strcmp (how, "exit") == 0)
+        _exit (3);
+    return cask_fail (call, "crash: unknown way to crash");
+}
+
 //  append_line (path, x): x, after appending its decimal digits and a
 //  newline to the file at path (one write, O_APPEND: lines never mix).
 static int append_line (cask_call_t *call)
@@ -157,6 +174,7 @@ CASK_LIBRARY (
     CASK_EXPORT (digest, "digest(bytes...): FNV-1a of the bytes, as int64")
     CASK_EXPORT (nap, "nap(ms, x): x after sleeping ms milliseconds")
     CASK_EXPORT (noop, "noop(x): the int64 x, at once")
+    CASK_EXPORT (crash, "crash(how): kills its worker: abort, kill or exit")
     CASK_EXPORT (append_line, "append_line(path, x): x, after appending x as a line to path")
     CASK_EXPORT (fail_times, "fail_times(path, n, x): fails the first n runs, then x")
     CASK_EXPORT (bytes_size, "bytes_size(bytes): its size, as int64")

@@ -2,7 +2,9 @@
     (SIGSTOP) is let go within seconds and its work done elsewhere, and it
     joins again when it wakes; a broker that is killed and started again is
     found by its workers, which join it afresh; a worker killed in the
-    middle of a 10,000-task graph loses nothing. Each test checks that every
+    middle of a 10,000-task graph loses nothing; a task that kills the
+    workers it runs on (their nannies start them again) fails after the
+    third, saying how they died. Each test checks that every
     future ends with the right value and that nothing hangs.
 */
 #include <check.h>
@@ -66,7 +68,9 @@ s_noops (cask_future_t **futures, int n, int base)
 
 START_TEST (test_hung_worker_is_let_go_and_comes_back)
 {
-    cask_harness_test_start (&harness, 2, 1, &client, cask_harness_test_lib ());
+    //  No nanny: SIGSTOP must reach the worker itself
+    const char *no_nanny [] = { "--no-nanny", NULL };
+    cask_harness_test_start_with (&harness, 2, 1, no_nanny, &client, cask_harness_test_lib ());
     enum { N = 20 };
     cask_future_t *held [N], *after [N];
     s_noops (held, N, 0);
@@ -168,6 +172,36 @@ START_TEST (test_worker_killed_mid_graph)
 }
 END_TEST
 
+//  A task that kills every worker it runs on (its nanny starts each one
+//  again) fails after the third with what it did; the rest of the work
+//  goes on and the cluster is whole again afterwards.
+START_TEST (test_task_that_kills_workers)
+{
+    cask_harness_test_start (&harness, 2, 1, &client, cask_harness_test_lib ());
+    const char *ways [] = { "abort", "kill" };
+    const char *signals [] = { "Aborted", "Killed" };
+    for (int way = 0; way < 2; way++) {
+        cask_future_t *killer = cask_submit (client, "crash", cask_string (ways [way]), NULL);
+        ck_assert_ptr_nonnull (killer);
+        enum { N = 20 };
+        cask_future_t *others [N];
+        s_noops (others, N, 1000 * way);
+        ck_assert_ptr_null (cask_future_result (killer, RESULT_TIMEOUT));
+        ck_assert_int_eq (cask_future_status (killer), CASK_ERROR);
+        const char *error = cask_future_error (killer);
+        printf ("faults: %s\n", error);
+        ck_assert_msg (strstr (error, "killed 3 workers") && strstr (error, "crash")
+                       && strstr (error, signals [way]), "%s", error);
+        for (int i = 0; i < N; i++)
+            ck_assert_int_eq (s_int (others [i]), 1000 * way + i);
+        cask_futures_destroy (others, N);
+        cask_future_destroy (&killer);
+        ck_assert_msg (s_wait_workers (2, NOTICE_MS) >= 0, "the nannies did not restart the workers");
+    }
+    cask_harness_test_stop (&harness, &client);
+}
+END_TEST
+
 int
 main (void)
 {
@@ -176,5 +210,6 @@ main (void)
     tcase_add_test (tc, test_hung_worker_is_let_go_and_comes_back);
     tcase_add_test (tc, test_workers_find_a_restarted_broker);
     tcase_add_test (tc, test_worker_killed_mid_graph);
+    tcase_add_test (tc, test_task_that_kills_workers);
     return cask_test_run ("faults", tc, NULL);
 }

@@ -159,6 +159,7 @@ struct _cask_worker_t {
     cask_worker_config_t config;        //  strings copied below
     char *broker_endpoint;
     char *name;
+    char *death;                        //  config.death, copied
     char resource_names [CASK_MAX_RESOURCES][CASK_MAX_KEY + 1];
     char endpoint [CASK_MAX_KEY + 1];   //  as peers connect to it
     uint32_t id;                        //  from WELCOME
@@ -889,6 +890,17 @@ s_fetch (cask_worker_t *self, s_job_t *job, uint32_t slot, cask_str_t key,
     size_t size = strlen (cask_str_copy (key, name, sizeof name));
     uint64_t hash = cask_keymap_hash (self->fetches, name, size);
     s_fetch_t *fetch = (s_fetch_t *) cask_keymap_lookup_hashed (self->fetches, name, size, hash);
+    //  The broker names another holder than the fetch under way asks: the
+    //  old one died or handed the result over, so the fetch asks the new
+    //  one (the old one's answer, if any, is ignored: see s_on_data)
+    if (fetch && holder.len && !cask_str_eq (holder, fetch->peer->endpoint)) {
+        s_peer_t *peer = s_peer_require (self, holder, why);
+        if (!peer)
+            return -1;
+        fetch->peer->waiting--;
+        fetch->peer = peer;
+        s_peer_ask (self, peer, name);
+    }
     if (!fetch) {
         if (holder.len == 0 || cask_str_eq (holder, self->endpoint)) {
             *why = "it is not held there";
@@ -992,7 +1004,7 @@ s_peers_reap (cask_worker_t *self)
 
 //  DATA from a peer: the values we asked for.
 static const char *
-s_on_data (cask_worker_t *self, cask_message_t *msg)
+s_on_data (cask_worker_t *self, s_peer_t *peer, cask_message_t *msg)
 {
     cask_rd_t rd;
     cask_rd_init (&rd, zmq_msg_data (&msg->body), zmq_msg_size (&msg->body));
@@ -1011,6 +1023,8 @@ s_on_data (cask_worker_t *self, cask_message_t *msg)
             return why;
         frame_base += nframes;
         s_fetch_t *fetch = (s_fetch_t *) cask_keymap_lookup (self->fetches, key.ptr, key.len);
+        if (fetch && fetch->peer != peer)
+            fetch = NULL;               //  asked elsewhere since
         if (fetch && value) {
             self->fetches_from_peers++;
             self->bytes_fetched_from_peers += cask_value_nbytes (value);
@@ -1031,7 +1045,7 @@ s_on_peer_message (cask_worker_t *self, s_peer_t *peer, cask_message_t *msg)
         return;
     }
     if (msg->command == CASK_MSG_DATA) {
-        const char *why = s_on_data (self, msg);
+        const char *why = s_on_data (self, peer, msg);
         if (why)
             s_peer_fail (self, peer, why);
     }
@@ -1080,6 +1094,10 @@ s_on_welcome (cask_worker_t *self, cask_message_t *msg)
     self->id = id;
     cask_log_print (self->log, CASK_LOG_INFO, "welcomed by %s as worker %u",
                     self->broker_endpoint, id);
+    if (self->config.nanny_fd > 0
+    &&  write (self->config.nanny_fd, &id, sizeof id) != (ssize_t) sizeof id)
+        cask_log_print (self->log, CASK_LOG_WARNING, "cannot tell the nanny my id: %s",
+                        strerror (errno));
 }
 
 static void
@@ -2005,8 +2023,11 @@ s_connect_broker (cask_worker_t *self)
                            .nthreads = self->config.nthreads,
                            .memory_limit = self->config.memory_limit,
                            .endpoint = cask_str (self->endpoint),
-                           .nresources = self->config.nresources };
+                           .nresources = self->config.nresources,
+                           .replaces = self->config.replaces,
+                           .death = cask_str (self->death) };
     memcpy (hello.resources, self->config.resources, sizeof hello.resources);
+    self->config.replaces = 0;          //  told once
     cask_buf_reset (&self->scratch);
     cask_hello_put (&self->scratch, &hello);
     return cask_send (self->broker, NULL, CASK_MSG_HELLO, &self->scratch, NULL);
@@ -2049,6 +2070,7 @@ cask_worker_new (const cask_worker_config_t *config)
     self->config = *config;
     self->broker_endpoint = strdup (config->broker);
     self->name = strdup (config->name);
+    self->death = strdup (config->death ? config->death : "");
     for (uint8_t index = 0; index < config->nresources && index < CASK_MAX_RESOURCES; index++) {
         cask_resource_t *resource = &self->config.resources [index];
         resource->name = cask_str (cask_str_copy (resource->name, self->resource_names [index],
@@ -2064,7 +2086,7 @@ cask_worker_new (const cask_worker_config_t *config)
     //  Errors and warnings always, the rest with --verbose
     self->log = cask_log_new (config->name, config->verbose ? CASK_LOG_DEBUG : CASK_LOG_WARNING);
     self->fetches = cask_keymap_new (s_fetch_key);
-    if (!self->broker_endpoint || !self->name || !self->ctx || !self->store
+    if (!self->broker_endpoint || !self->name || !self->death || !self->ctx || !self->store
     ||  !self->libraries || !self->log || !self->fetches || config->nthreads == 0
     ||  config->nresources > CASK_MAX_RESOURCES) {
         cask_worker_destroy (&self);
@@ -2156,6 +2178,7 @@ cask_worker_destroy (cask_worker_t **self_p)
     cask_buf_free (&self->scratch);
     free (self->broker_endpoint);
     free (self->name);
+    free (self->death);
     cask_log_destroy (&self->log);
     free (self);
 }

@@ -29,6 +29,13 @@ typedef struct {
     uint64_t memory_limit;      //  bytes, as told to the broker
     int fetch_timeout_ms;       //  a peer silent this long fails its fetches
     uint32_t heartbeat_ms;      //  heartbeat the broker this often (0: CASK_HEARTBEAT_MS)
+    //  Under a nanny: the id of the worker whose process died before this
+    //  one (0: none) and how it died, told the broker in the first HELLO;
+    //  and a descriptor the worker writes each id it is given to (u32), so
+    //  the nanny knows whose death to report (0: none)
+    uint32_t replaces;
+    const char *death;
+    int nanny_fd;
     bool verbose;               //  log info and debug lines too
     //  What the worker declares in HELLO (--resources): at most
     //  CASK_MAX_RESOURCES, unique names of 1 to 255 bytes, amounts in

@@ -1,8 +1,16 @@
-/*  cask_worker_main.c - the cask-worker command: options, signals, and the
-    working directory for task libraries.
+/*  cask_worker_main.c - the cask-worker command: options, signals, the
+    working directory for task libraries, and the nanny.
 
     Without --dir the worker makes a fresh directory under /tmp and removes
     it at exit; a directory given with --dir is the user's and is kept.
+
+    The nanny: unless --no-nanny, the process started is a nanny that runs
+    the worker in a child process and starts it again when it dies (a task
+    that crashed it, a kill, the memory it ran out of), after a delay that
+    grows while it keeps dying young. The new worker tells the broker which
+    worker it replaces and how that one died, so the broker can count the
+    death against the tasks that were running there. The child dies with
+    the nanny (PR_SET_PDEATHSIG); SIGINT and SIGTERM are passed on to it.
 
     The process exits with 0 when a signal stops it or the broker retires
     it, 1 when it cannot start or its sockets fail, 2 on a bad option.
@@ -16,21 +24,31 @@
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <signal.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #define S_DEFAULT_LISTEN "tcp://127.0.0.1:*"
 #define S_DEFAULT_FETCH_TIMEOUT_MS 30000
 #define S_MAX_THREADS 4096
 
+#define S_RESTART_DELAY_MS 100          //  before a dead worker starts again
+#define S_RESTART_DELAY_MAX_MS 5000     //  while it keeps dying young
+#define S_YOUNG_MS 10000
+
 static volatile sig_atomic_t s_interrupted = 0;
+static volatile pid_t s_child = 0;      //  the nanny's worker process
 
 static void
 s_on_signal (int signum)
 {
-    (void) signum;
     s_interrupted = 1;
+    if (s_child > 0)
+        kill (s_child, signum);
 }
 
 static void
@@ -55,6 +73,8 @@ s_usage (FILE *out)
         "  --memory-limit BYTES  memory the broker may count on, with an optional\n"
         "                        K, M, G or T suffix (default: physical memory)\n"
         "  --fetch-timeout MS    give up on a silent peer after MS (default: %d)\n"
+        "  --no-nanny            run the worker in this process: nothing restarts it\n"
+        "                        when it dies (by default a nanny process does)\n"
         "  --heartbeat MS        heartbeat the broker every MS (default: %d); a broker\n"
         "                        silent for %d of its intervals is taken for gone: the\n"
         "                        worker drops everything and connects again\n"
@@ -166,6 +186,7 @@ typedef struct {
     char dir [PATH_MAX];
     char name [256];
     bool made_dir;
+    bool no_nanny;
     cask_worker_config_t config;
 } s_options_t;
 
@@ -197,6 +218,7 @@ s_parse_options (s_options_t *options, int argc, char *argv [])
         { "memory-limit", required_argument, NULL, 'm' },
         { "fetch-timeout", required_argument, NULL, 't' },
         { "heartbeat", required_argument, NULL, 'H' },
+        { "no-nanny", no_argument, NULL, 'X' },
         { "verbose", no_argument, NULL, 'v' },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 }
@@ -251,6 +273,9 @@ s_parse_options (s_options_t *options, int argc, char *argv [])
                 }
                 config->fetch_timeout_ms = (int) number;
                 break;
+            case 'X':
+                options->no_nanny = true;
+                break;
             case 'H':
                 if (s_parse_size (optarg, &number) || number < 10 || number > 600000) {
                     fprintf (stderr, "E: --heartbeat takes 10 to 600000 milliseconds\n");
@@ -275,6 +300,105 @@ s_parse_options (s_options_t *options, int argc, char *argv [])
     }
     s_endpoint (argv [optind], options->broker, sizeof options->broker);
     return 0;
+}
+
+//  Runs the worker in this process until it stops. Returns the exit status.
+static int
+s_run_worker (s_options_t *options)
+{
+    cask_worker_t *worker = cask_worker_new (&options->config);
+    if (!worker) {
+        fprintf (stderr, "E: cannot start the worker\n");
+        return 1;
+    }
+    int rc = cask_worker_run (worker) ? 1 : 0;
+    cask_worker_destroy (&worker);
+    return rc;
+}
+
+static int64_t
+s_now_ms (void)
+{
+    struct timespec ts;
+    clock_gettime (CLOCK_MONOTONIC, &ts);
+    return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+//  The worker process: dies with the nanny, tells it its ids.
+static void
+s_nanny_child (s_options_t *options, int ids [2], pid_t nanny)
+{
+    prctl (PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid () != nanny)
+        _exit (1);
+    close (ids [0]);
+    options->config.nanny_fd = ids [1];
+    _exit (s_run_worker (options));
+}
+
+//  The last id the worker told the nanny, or last.
+static uint32_t
+s_last_id (int fd, uint32_t last)
+{
+    uint32_t id;
+    while (read (fd, &id, sizeof id) == (ssize_t) sizeof id)
+        last = id;
+    return last;
+}
+
+//  Runs the worker in child processes, one after the other while they die.
+//  Returns the exit status of the last.
+static int
+s_nanny (s_options_t *options)
+{
+    int ids [2];
+    if (pipe (ids) || fcntl (ids [0], F_SETFL, O_NONBLOCK)) {
+        fprintf (stderr, "E: cannot make the nanny's pipe: %s\n", strerror (errno));
+        return 1;
+    }
+    char death [128] = "";
+    uint32_t id = 0;
+    int delay_ms = 0, status = 0;
+    while (!s_interrupted) {
+        options->config.replaces = id;
+        options->config.death = death;
+        int64_t started = s_now_ms ();
+        pid_t nanny = getpid ();
+        pid_t pid = fork ();
+        if (pid == 0)
+            s_nanny_child (options, ids, nanny);
+        if (pid < 0) {
+            fprintf (stderr, "E: cannot start the worker process: %s\n", strerror (errno));
+            return 1;
+        }
+        s_child = pid;
+        while (waitpid (pid, &status, 0) == -1 && errno == EINTR)
+            ;
+        s_child = 0;
+        uint32_t told = s_last_id (ids [0], 0);
+        bool exited = WIFEXITED (status);
+        //  Stopped, retired, or could not even start: nothing to restart
+        if (s_interrupted || (exited && WEXITSTATUS (status) == 0)
+        ||  (exited && WEXITSTATUS (status) == 1 && told == 0))
+            break;
+        id = told ? told : id;
+        if (exited)
+            snprintf (death, sizeof death, "exit status %d", WEXITSTATUS (status));
+        else
+            snprintf (death, sizeof death, "signal %d (%s)", WTERMSIG (status),
+                      strsignal (WTERMSIG (status)));
+        bool young = s_now_ms () - started < S_YOUNG_MS;
+        delay_ms = !young ? S_RESTART_DELAY_MS
+                 : delay_ms * 2 > S_RESTART_DELAY_MAX_MS ? S_RESTART_DELAY_MAX_MS
+                 : delay_ms ? delay_ms * 2 : S_RESTART_DELAY_MS;
+        fprintf (stderr, "E: worker %u died (%s): starting it again in %d ms\n", id, death,
+                 delay_ms);
+        struct timespec pause = { delay_ms / 1000, (delay_ms % 1000) * 1000000L };
+        nanosleep (&pause, NULL);
+    }
+    close (ids [0]);
+    close (ids [1]);
+    return WIFEXITED (status) ? WEXITSTATUS (status) : 1;
 }
 
 int
@@ -304,14 +428,7 @@ main (int argc, char *argv [])
     options.config.dir = options.dir;
     options.config.name = options.name;
     options.config.interrupted = &s_interrupted;
-    int rc = 1;
-    cask_worker_t *worker = cask_worker_new (&options.config);
-    if (worker) {
-        rc = cask_worker_run (worker) ? 1 : 0;
-        cask_worker_destroy (&worker);
-    }
-    else
-        fprintf (stderr, "E: cannot start the worker\n");
+    int rc = options.no_nanny ? s_run_worker (&options) : s_nanny (&options);
     if (options.made_dir)
         s_remove_dir (options.dir);
     return rc;

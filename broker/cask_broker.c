@@ -15,11 +15,11 @@
     silent for CASK_HEARTBEAT_LIVENESS of its intervals (hung, its host
     gone, its link cut) is treated as if it said BYE.
 
-    A worker that dies (not BYE) may have been killed by a task it ran: its
-    nanny starts it again and the new worker's HELLO says which worker it
-    replaces and how that one died. The broker remembers what a dead worker
-    was running until then (or S_DEATH_MSECS) and counts the death against
-    those tasks (cask_graph_killed): one that killed 3 workers fails.
+    A worker that dies may have been killed by a task it ran: its nanny
+    starts it again and the new worker's HELLO says which worker it
+    replaces, how that one died and what its executors were running then;
+    the broker counts the death against those tasks (cask_graph_killed):
+    one that killed 3 workers fails. Queued tasks are not blamed.
 
     A peer whose connection closes is treated as if it said BYE. ZeroMQ
     hides connections, so the broker watches them through a socket monitor:
@@ -65,8 +65,6 @@
 #define S_ID_KEY 16                  //  "%u" of a peer id
 //  Longest wait for workers to answer RESTART before the client is told.
 #define S_RESTART_MSECS 10000
-//  Longest wait for the nanny of a dead worker to say how it died.
-#define S_DEATH_MSECS 10000
 //  Memory is handed back to the system once the graph holds less than
 //  1/S_TRIM_RATIO of the most tasks it held, if that was S_TRIM_MIN or more.
 #define S_TRIM_RATIO 8
@@ -124,16 +122,6 @@ typedef struct {
     int64_t deadline;           //  zclock_mono
 } s_restart_t;
 
-//  A worker that died, and the keys it was running (NUL-separated).
-typedef struct {
-    uint32_t worker;
-    char name [CASK_MAX_KEY + 1];
-    int64_t deadline;           //  zclock_mono: then counted without a cause
-    char *keys;
-    size_t size;
-    uint32_t nkeys;
-} s_death_t;
-
 //  A client waiting for RETIRED: ids [0, pending) have not left yet.
 typedef struct {
     uint32_t client;
@@ -165,8 +153,6 @@ struct _cask_broker_t {
     size_t nrestarts;
     s_retire_t *retires;        //  clients waiting for RETIRED
     size_t nretires;
-    s_death_t *deaths;          //  dead workers whose cause is not known yet
-    size_t ndeaths;
     cask_message_t msg;         //  the message being handled
     cask_buf_t out;             //  body of the message being sent at once
     int64_t now;                //  zclock_mono at this wake-up
@@ -771,80 +757,24 @@ s_monitor_open (cask_broker_t *self)
 //  ---------------------------------------------------------------------
 //  Commands
 
-//  Deaths of workers (see the top of this file)
-
+//  A worker's HELLO says it replaces worker id, which died (how) while it
+//  ran the tasks listed: each counts a kill (see the top of this file).
 static void
-s_death_add_key (void *arg, cask_str_t key)
+s_blame (cask_broker_t *self, const cask_hello_t *hello)
 {
-    s_death_t *death = (s_death_t *) arg;
-    char *keys = (char *) realloc (death->keys, death->size + key.len + 1);
-    if (!keys)
-        return;                 //  this one goes uncounted
-    memcpy (keys + death->size, key.ptr, key.len);
-    keys [death->size + key.len] = 0;
-    death->keys = keys;
-    death->size += key.len + 1;
-    death->nkeys++;
-}
-
-//  worker died: what it was running waits for the cause.
-static void
-s_death_note (cask_broker_t *self, s_peer_t *worker)
-{
-    s_death_t *deaths = (s_death_t *) realloc (self->deaths,
-        (self->ndeaths + 1) * sizeof (s_death_t));
-    if (!deaths)
-        return;
-    self->deaths = deaths;
-    s_death_t *death = &deaths [self->ndeaths];
-    memset (death, 0, sizeof *death);
-    death->worker = worker->id;
-    snprintf (death->name, sizeof death->name, "%s", worker->name);
-    death->deadline = self->now + S_DEATH_MSECS;
-    if (cask_graph_worker_tasks (self->graph, worker->id, s_death_add_key, death) > 0)
-        self->ndeaths++;
-    else
-        free (death->keys);
-}
-
-//  Counts death i against its tasks, with cause, and forgets it.
-static void
-s_death_count (cask_broker_t *self, size_t i, const char *cause)
-{
-    s_death_t death = self->deaths [i];
-    self->deaths [i] = self->deaths [--self->ndeaths];
-    char how [CASK_MAX_KEY * 2 + 64];
-    snprintf (how, sizeof how, "worker %u (%s): %s", death.worker, death.name, cause);
-    const char *key = death.keys;
-    for (uint32_t k = 0; k < death.nkeys; k++, key += strlen (key) + 1)
-        if (cask_graph_killed (self->graph, cask_str (key), how))
-            cask_log_print (self->log, CASK_LOG_WARNING, "%s failed: it killed too many workers",
-                            key);
-    free (death.keys);
-}
-
-//  A worker's HELLO says it replaces worker, which died of cause.
-static void
-s_deaths_told (cask_broker_t *self, uint32_t worker, cask_str_t cause)
-{
-    char text [CASK_MAX_KEY + 1];
-    cask_str_copy (cause, text, sizeof text);
-    for (size_t i = 0; i < self->ndeaths; i++)
-        if (self->deaths [i].worker == worker) {
-            s_death_count (self, i, *text ? text : "it died");
-            return;
-        }
-}
-
-//  Deaths nobody explained in time are counted without a cause.
-static void
-s_deaths_expire (cask_broker_t *self)
-{
-    for (size_t i = 0; i < self->ndeaths; )
-        if (self->now >= self->deaths [i].deadline)
-            s_death_count (self, i, "it died, and no nanny said how");
-        else
-            i++;
+    char how [2 * CASK_MAX_KEY + 64];
+    snprintf (how, sizeof how, "worker %u (%.*s): %.*s", hello->replaces,
+              (int) hello->name.len, hello->name.ptr, (int) hello->death.len, hello->death.ptr);
+    cask_log_print (self->log, CASK_LOG_WARNING, "%s, while it ran %u tasks", how,
+                    hello->nrunning);
+    cask_rd_t running;
+    cask_rd_init (&running, hello->running.ptr, hello->running.len);
+    for (uint16_t index = 0; index < hello->nrunning; index++) {
+        cask_str_t key = cask_get_str8 (&running);
+        if (cask_graph_killed (self->graph, key, how))
+            cask_log_print (self->log, CASK_LOG_WARNING, "%.*s failed: it killed too many workers",
+                            (int) key.len, key.ptr);
+    }
 }
 
 static void
@@ -873,11 +803,8 @@ s_on_hello (cask_broker_t *self, cask_rd_t *rd)
         return;
     }
     peer->fd = zmq_msg_get (&self->msg.body, ZMQ_SRCFD);
-    if (peer->role == CASK_ROLE_WORKER && hello.replaces) {
-        cask_log_print (self->log, CASK_LOG_WARNING, "worker %u replaces worker %u, which died: %.*s",
-                        peer->id, hello.replaces, (int) hello.death.len, hello.death.ptr);
-        s_deaths_told (self, hello.replaces, hello.death);
-    }
+    if (peer->role == CASK_ROLE_WORKER && hello.replaces)
+        s_blame (self, &hello);
     cask_log_print (self->log, CASK_LOG_INFO, "%s %u joined: %s%s%s", s_role_name (peer->role),
                     peer->id, peer->name, peer->role == CASK_ROLE_WORKER ? " at " : "",
                     peer->endpoint);
@@ -901,9 +828,8 @@ s_peer_gone (cask_broker_t *self, s_peer_t *peer, const char *how)
         cask_graph_client_gone (self->graph, peer->id);
     else
     if (!peer->retired) {
-        if (strcmp (how, "left") != 0)
-            s_death_note (self, peer);
         cask_graph_worker_remove (self->graph, peer->id);
+        s_flush (self);         //  results lost are waiting again before it left
         s_tell_clients_worker (self, peer, false);
         s_retires_note (self, peer->id);
     }
@@ -1344,7 +1270,6 @@ static void
 s_heartbeat (cask_broker_t *self)
 {
     self->heartbeat_at = self->now + self->heartbeat_ms;
-    s_deaths_expire (self);
     cask_buf_reset (&self->out);
     cask_put_u32 (&self->out, self->heartbeat_ms);
     s_peer_t *silent = NULL;
@@ -1711,9 +1636,6 @@ cask_broker_destroy (cask_broker_t **self_p)
     for (size_t i = 0; i < self->nretires; i++)
         free (self->retires [i].ids);
     free (self->retires);
-    for (size_t i = 0; i < self->ndeaths; i++)
-        free (self->deaths [i].keys);
-    free (self->deaths);
     cask_message_close (&self->msg);
     cask_buf_free (&self->out);
     cask_log_destroy (&self->log);

@@ -1506,18 +1506,6 @@ cask_graph_worker_retire (cask_graph_t *self, uint32_t id)
     return 0;
 }
 
-int
-cask_graph_worker_tasks (cask_graph_t *self, uint32_t id,
-                         void (*fn) (void *arg, cask_str_t key), void *arg)
-{
-    s_worker_t *worker = s_worker (self, id);
-    if (!worker)
-        return -1;
-    for (cask_gtask_t *task = worker->flight.head; task; task = task->next)
-        fn (arg, s_view (task->key, task->key_len));
-    return (int) worker->inflight;
-}
-
 void
 cask_graph_set_allowed_failures (cask_graph_t *self, unsigned count)
 {

@@ -108,10 +108,6 @@ int cask_graph_worker_add (cask_graph_t *self, uint32_t id, const cask_hello_t *
 //  A worker left: its running tasks are scheduled again, its results that
 //  are still needed are computed again, the rest are forgotten.
 void cask_graph_worker_remove (cask_graph_t *self, uint32_t id);
-//  Calls fn (arg, key) for each task in flight on worker (to know what a
-//  worker that died was running). Returns how many, or -1 (no worker).
-int cask_graph_worker_tasks (cask_graph_t *self, uint32_t id,
-                             void (*fn) (void *arg, cask_str_t key), void *arg);
 //  A worker died while it ran key (how: "worker 3 (w0): signal 11 ..."):
 //  a task not finished yet counts one more kill, and fails once it has
 //  killed allowed_failures workers, with a message that lists them.

@@ -1085,6 +1085,8 @@ cask_hello_put (cask_buf_t *buf, const cask_hello_t *rec)
     s_resources_put (buf, rec->resources, rec->nresources);
     cask_put_u32 (buf, rec->replaces);
     cask_put_str8 (buf, rec->death);
+    cask_put_u16 (buf, rec->nrunning);
+    cask_put_raw (buf, rec->running.ptr, rec->running.len);
 }
 
 void
@@ -1098,6 +1100,12 @@ cask_hello_get (cask_rd_t *rd, cask_hello_t *rec)
     rec->nresources = s_resources_get (rd, rec->resources);
     rec->replaces = cask_get_u32 (rd);
     rec->death = cask_get_str8 (rd);
+    rec->nrunning = cask_get_u16 (rd);
+    const uint8_t *start = rd->ptr;
+    for (uint16_t index = 0; index < rec->nrunning && !rd->failed; index++)
+        cask_get_str8 (rd);
+    rec->running = rd->failed ? (cask_str_t) { NULL, 0 }
+                              : (cask_str_t) { (const char *) start, (size_t) (rd->ptr - start) };
 }
 
 void

@@ -297,6 +297,8 @@ typedef struct {
     uint32_t replaces;          //  workers only: the id of the worker whose process
                                 //  died before this one took its place (0: none)
     cask_str_t death;           //  how it died ("signal 11 (Segmentation fault)")
+    uint16_t nrunning;          //  the keys of the tasks it was running then:
+    cask_str_t running;         //  nrunning str8 entries, back to back
 } cask_hello_t;
 void cask_hello_put (cask_buf_t *buf, const cask_hello_t *rec);
 void cask_hello_get (cask_rd_t *rd, cask_hello_t *rec);

@@ -63,7 +63,8 @@ s_noops (cask_future_t **futures, int n, int base)
         futures [i] = cask_submit (client, "noop", cask_int64 (base + i), NULL);
         ck_assert_msg (futures [i] != NULL, "%s", cask_client_error (client));
     }
-    ck_assert_int_eq (cask_gather (client, futures, (size_t) n, RESULT_TIMEOUT), 0);
+    ck_assert_msg (cask_gather (client, futures, (size_t) n, RESULT_TIMEOUT) == 0, "%s",
+                   cask_client_error (client));
 }
 
 START_TEST (test_hung_worker_is_let_go_and_comes_back)

@@ -150,6 +150,7 @@ typedef struct {
     bool stopping;
     size_t alive;                       //  executors not yet ended
     size_t busy;                        //  jobs being run
+    size_t indexed;                     //  executors that took their index
     pthread_t *threads;
     size_t nthreads;                    //  started
     char endpoint [64];                 //  inproc, for finished jobs
@@ -160,6 +161,7 @@ struct _cask_worker_t {
     char *broker_endpoint;
     char *name;
     char *death;                        //  config.death, copied
+    char *running;                      //  config.running, copied
     char resource_names [CASK_MAX_RESOURCES][CASK_MAX_KEY + 1];
     char endpoint [CASK_MAX_KEY + 1];   //  as peers connect to it
     uint32_t id;                        //  from WELCOME
@@ -512,6 +514,10 @@ s_executor (void *arg)
         }
     }
     pthread_mutex_lock (&pool->lock);
+    //  Where this executor says what it runs, for the nanny
+    char *slot = self->config.slots
+               ? self->config.slots + pool->indexed * (CASK_MAX_KEY + 1) : NULL;
+    pool->indexed++;
     while (push) {
         while (!pool->queued && !pool->stopping)
             pthread_cond_wait (&pool->wake, &pool->lock);
@@ -522,8 +528,12 @@ s_executor (void *arg)
         pool->busy++;
         pthread_mutex_unlock (&pool->lock);
 
+        if (job->ran && slot)
+            strcpy (slot, job->key);
         if (job->ran)
             s_job_run (job);
+        if (slot)
+            slot [0] = 0;
         zmq_send (push, &job, sizeof job, 0);
 
         pthread_mutex_lock (&pool->lock);
@@ -1158,6 +1168,12 @@ s_job_need (cask_worker_t *self, s_job_t *job, uint32_t slot, cask_str_t key,
     if (value)
         job->refs [slot] = cask_value_ref (value);
     else
+    if (cask_store_holds (self->store, key, NULL)) {
+        s_job_fail (self, job, "could not read %.*s back from disk: %s", (int) key.len, key.ptr,
+                    cask_store_spill_error (self->store));
+        return -1;
+    }
+    else
     if (s_fetch (self, job, slot, key, holder, &why)) {
         s_job_fail (self, job, "could not %s %.*s from %.*s: %s", s_job_fetch_verb (job),
                     (int) key.len, key.ptr,
@@ -1599,6 +1615,15 @@ s_send_report (cask_worker_t *self, cask_message_t *request)
     cJSON_AddNumberToObject (report, "tasks_in_flight", (double) self->jobs_in_flight);
     cJSON_AddNumberToObject (report, "results_held", (double) cask_store_size (self->store));
     cJSON_AddNumberToObject (report, "bytes_held", (double) cask_store_bytes (self->store));
+    cask_store_spill_stats_t spill;
+    cask_store_spill_stats (self->store, &spill);
+    cJSON_AddNumberToObject (report, "bytes_in_memory", (double) spill.bytes_in_memory);
+    cJSON_AddNumberToObject (report, "values_on_disk", (double) spill.values_on_disk);
+    cJSON_AddNumberToObject (report, "bytes_on_disk", (double) spill.bytes_on_disk);
+    cJSON_AddNumberToObject (report, "spills", (double) spill.spills);
+    cJSON_AddNumberToObject (report, "unspills", (double) spill.unspills);
+    cJSON_AddNumberToObject (report, "spill_errors", (double) (spill.spill_errors
+                                                              + spill.unspill_errors));
     cJSON_AddNumberToObject (report, "rss_bytes", (double) s_rss_bytes ());
     cJSON_AddNumberToObject (report, "tasks_abandoned", (double) self->tasks_abandoned);
     cJSON_AddNumberToObject (report, "tasks_stolen", (double) self->tasks_stolen);
@@ -1696,20 +1721,14 @@ static const char *
 s_put_refusal (cask_worker_t *self, cask_str_t key, uint64_t nbytes,
                char *text, size_t size)
 {
+    //  What does not fit in memory at once is refused; the rest fits,
+    //  as the store spills older results to disk to make room
+    (void) key;
     uint64_t limit = self->config.memory_limit;
-    cask_value_t *replaced = cask_store_lookup (self->store, key);
-    uint64_t held = cask_store_bytes (self->store)
-                  - (replaced ? cask_value_nbytes (replaced) : 0);
-    if (nbytes > limit)
-        snprintf (text, size, "value of %" PRIu64 " bytes is larger than this worker's "
-                  "memory limit of %" PRIu64 " bytes", nbytes, limit);
-    else
-    if (held + nbytes > limit)
-        snprintf (text, size, "value of %" PRIu64 " bytes would bring the results this worker "
-                  "holds to %" PRIu64 " bytes, over its memory limit of %" PRIu64 " bytes",
-                  nbytes, held + nbytes, limit);
-    else
+    if (nbytes <= limit)
         return NULL;
+    snprintf (text, size, "value of %" PRIu64 " bytes is larger than this worker's "
+              "memory limit of %" PRIu64 " bytes", nbytes, limit);
     return text;
 }
 
@@ -2025,7 +2044,10 @@ s_connect_broker (cask_worker_t *self)
                            .endpoint = cask_str (self->endpoint),
                            .nresources = self->config.nresources,
                            .replaces = self->config.replaces,
-                           .death = cask_str (self->death) };
+                           .death = cask_str (self->death),
+                           .nrunning = self->config.replaces ? self->config.nrunning : 0,
+                           .running = { self->running,
+                                        self->config.replaces ? self->config.running.len : 0 } };
     memcpy (hello.resources, self->config.resources, sizeof hello.resources);
     self->config.replaces = 0;          //  told once
     cask_buf_reset (&self->scratch);
@@ -2061,6 +2083,17 @@ s_pool_init (s_pool_t *pool)
     return -1;
 }
 
+//  Results past CASK_WORKER_SPILL_FRACTION of the memory limit go to disk,
+//  in the directory of the libraries; without it, they stay in memory.
+static void
+s_spill_start (cask_worker_t *self)
+{
+    uint64_t target = (uint64_t) (self->config.memory_limit * CASK_WORKER_SPILL_FRACTION);
+    if (target && cask_store_set_spill (self->store, self->config.dir, target))
+        cask_log_print (self->log, CASK_LOG_WARNING, "results will not spill to disk: %s",
+                        cask_store_spill_error (self->store));
+}
+
 cask_worker_t *
 cask_worker_new (const cask_worker_config_t *config)
 {
@@ -2071,6 +2104,9 @@ cask_worker_new (const cask_worker_config_t *config)
     self->broker_endpoint = strdup (config->broker);
     self->name = strdup (config->name);
     self->death = strdup (config->death ? config->death : "");
+    self->running = (char *) malloc (config->running.len + 1);
+    if (self->running && config->running.len)
+        memcpy (self->running, config->running.ptr, config->running.len);
     for (uint8_t index = 0; index < config->nresources && index < CASK_MAX_RESOURCES; index++) {
         cask_resource_t *resource = &self->config.resources [index];
         resource->name = cask_str (cask_str_copy (resource->name, self->resource_names [index],
@@ -2086,7 +2122,7 @@ cask_worker_new (const cask_worker_config_t *config)
     //  Errors and warnings always, the rest with --verbose
     self->log = cask_log_new (config->name, config->verbose ? CASK_LOG_DEBUG : CASK_LOG_WARNING);
     self->fetches = cask_keymap_new (s_fetch_key);
-    if (!self->broker_endpoint || !self->name || !self->death || !self->ctx || !self->store
+    if (!self->broker_endpoint || !self->name || !self->death || !self->running || !self->ctx || !self->store
     ||  !self->libraries || !self->log || !self->fetches || config->nthreads == 0
     ||  config->nresources > CASK_MAX_RESOURCES) {
         cask_worker_destroy (&self);
@@ -2102,6 +2138,7 @@ cask_worker_new (const cask_worker_config_t *config)
         cask_worker_destroy (&self);
         return NULL;
     }
+    s_spill_start (self);
     cask_log_print (self->log, CASK_LOG_INFO,
                     "serving on %s with %u executors, broker %s, libraries in %s",
                     self->endpoint, config->nthreads, self->broker_endpoint, config->dir);
@@ -2179,6 +2216,7 @@ cask_worker_destroy (cask_worker_t **self_p)
     free (self->broker_endpoint);
     free (self->name);
     free (self->death);
+    free (self->running);
     cask_log_destroy (&self->log);
     free (self);
 }

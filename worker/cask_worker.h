@@ -20,6 +20,10 @@
 
 typedef struct _cask_worker_t cask_worker_t;
 
+//  Past this fraction of its memory limit, a worker spills the results it
+//  holds to disk, least recently used first.
+#define CASK_WORKER_SPILL_FRACTION 0.6
+
 typedef struct {
     const char *broker;         //  broker endpoint, "tcp://host:port"
     const char *listen;         //  peer endpoint to bind, "tcp://127.0.0.1:*"
@@ -30,12 +34,18 @@ typedef struct {
     int fetch_timeout_ms;       //  a peer silent this long fails its fetches
     uint32_t heartbeat_ms;      //  heartbeat the broker this often (0: CASK_HEARTBEAT_MS)
     //  Under a nanny: the id of the worker whose process died before this
-    //  one (0: none) and how it died, told the broker in the first HELLO;
-    //  and a descriptor the worker writes each id it is given to (u32), so
-    //  the nanny knows whose death to report (0: none)
+    //  one (0: none), how it died and the keys of the tasks it was running
+    //  (nrunning str8 entries), told the broker in the first HELLO (copied);
+    //  a descriptor the worker writes each id it is given to (u32), so the
+    //  nanny knows whose death to report (0: none); and memory shared with
+    //  the nanny, nthreads slots of CASK_MAX_KEY + 1 bytes, where each
+    //  executor writes the key of the task it runs ("" when idle; NULL: none)
     uint32_t replaces;
     const char *death;
+    uint16_t nrunning;
+    cask_str_t running;
     int nanny_fd;
+    char *slots;
     bool verbose;               //  log info and debug lines too
     //  What the worker declares in HELLO (--resources): at most
     //  CASK_MAX_RESOURCES, unique names of 1 to 255 bytes, amounts in

@@ -26,6 +26,7 @@
 #include <stdlib.h>
 #include <signal.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -71,7 +72,10 @@ s_usage (FILE *out)
         "                        task that asks for GPU=1 runs here only while the\n"
         "                        tasks running here use at most 2 GPU in all\n"
         "  --memory-limit BYTES  memory the broker may count on, with an optional\n"
-        "                        K, M, G or T suffix (default: physical memory)\n"
+        "                        K, M, G or T suffix (default: physical memory); past\n"
+        "                        60%% of it, results spill to disk (least recently used\n"
+        "                        first, into the --dir directory) and are read back when\n"
+        "                        needed; a value larger than it is refused\n"
         "  --fetch-timeout MS    give up on a silent peer after MS (default: %d)\n"
         "  --no-nanny            run the worker in this process: nothing restarts it\n"
         "                        when it dies (by default a nanny process does)\n"
@@ -346,22 +350,48 @@ s_last_id (int fd, uint32_t last)
     return last;
 }
 
+//  Collects into running (str8 entries) the keys the executors of a dead
+//  worker were running, from their slots, and empties the slots.
+static uint16_t
+s_running_keys (char *slots, uint32_t nthreads, cask_buf_t *running)
+{
+    cask_buf_reset (running);
+    uint16_t count = 0;
+    for (uint32_t index = 0; index < nthreads && count < UINT16_MAX; index++) {
+        char *slot = slots + (size_t) index * (CASK_MAX_KEY + 1);
+        slot [CASK_MAX_KEY] = 0;
+        if (*slot) {
+            cask_put_str8 (running, cask_str (slot));
+            count++;
+        }
+        *slot = 0;
+    }
+    return running->failed ? 0 : count;
+}
+
 //  Runs the worker in child processes, one after the other while they die.
 //  Returns the exit status of the last.
 static int
 s_nanny (s_options_t *options)
 {
     int ids [2];
-    if (pipe (ids) || fcntl (ids [0], F_SETFL, O_NONBLOCK)) {
-        fprintf (stderr, "E: cannot make the nanny's pipe: %s\n", strerror (errno));
+    size_t slots_size = (size_t) options->config.nthreads * (CASK_MAX_KEY + 1);
+    char *slots = (char *) mmap (NULL, slots_size, PROT_READ | PROT_WRITE,
+                                 MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (slots == MAP_FAILED || pipe (ids) || fcntl (ids [0], F_SETFL, O_NONBLOCK)) {
+        fprintf (stderr, "E: cannot set up the nanny: %s\n", strerror (errno));
         return 1;
     }
+    options->config.slots = slots;
+    cask_buf_t running;
+    cask_buf_init (&running);
     char death [128] = "";
     uint32_t id = 0;
     int delay_ms = 0, status = 0;
     while (!s_interrupted) {
         options->config.replaces = id;
         options->config.death = death;
+        options->config.running = (cask_str_t) { (const char *) running.data, running.size };
         int64_t started = s_now_ms ();
         pid_t nanny = getpid ();
         pid_t pid = fork ();
@@ -382,6 +412,7 @@ s_nanny (s_options_t *options)
         ||  (exited && WEXITSTATUS (status) == 1 && told == 0))
             break;
         id = told ? told : id;
+        options->config.nrunning = s_running_keys (slots, options->config.nthreads, &running);
         if (exited)
             snprintf (death, sizeof death, "exit status %d", WEXITSTATUS (status));
         else
@@ -391,13 +422,15 @@ s_nanny (s_options_t *options)
         delay_ms = !young ? S_RESTART_DELAY_MS
                  : delay_ms * 2 > S_RESTART_DELAY_MAX_MS ? S_RESTART_DELAY_MAX_MS
                  : delay_ms ? delay_ms * 2 : S_RESTART_DELAY_MS;
-        fprintf (stderr, "E: worker %u died (%s): starting it again in %d ms\n", id, death,
-                 delay_ms);
+        fprintf (stderr, "E: worker %u died (%s) while it ran %u tasks: starting it again "
+                 "in %d ms\n", id, death, options->config.nrunning, delay_ms);
         struct timespec pause = { delay_ms / 1000, (delay_ms % 1000) * 1000000L };
         nanosleep (&pause, NULL);
     }
     close (ids [0]);
     close (ids [1]);
+    munmap (slots, slots_size);
+    cask_buf_free (&running);
     return WIFEXITED (status) ? WEXITSTATUS (status) : 1;
 }
 

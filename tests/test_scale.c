@@ -300,6 +300,39 @@ START_TEST (test_cluster_info)
 }
 END_TEST
 
+//  A worker with a 64 MB memory limit holds 12 results of 8 MB: past 60%
+//  of the limit the oldest go to disk, and all come back intact.
+START_TEST (test_results_spill_to_disk)
+{
+    const char *limit [] = { "--memory-limit", "64M", NULL };
+    cask_harness_test_start_with (&harness, 1, 1, limit, &client, cask_harness_test_lib ());
+    enum { N = 12 };
+    cask_future_t *big [N];
+    for (int i = 0; i < N; i++) {
+        big [i] = cask_submit (client, "make_bytes", cask_int64 (BIG), cask_int64 (i), NULL);
+        ck_assert_msg (big [i] != NULL, "%s", cask_client_error (client));
+    }
+    ck_assert_int_eq (cask_wait (client, big, N, CASK_WAIT_ALL, RESULT_TIMEOUT), N);
+    cJSON *report = cask_harness_worker_report (harness, 0, 5000);
+    ck_assert_ptr_nonnull (report);
+    int64_t in_memory = cask_harness_json_int (report, "bytes_in_memory", -1);
+    int64_t on_disk = cask_harness_json_int (report, "values_on_disk", -1);
+    cJSON_Delete (report);
+    printf ("scale: %d results of 8 MB: %lld bytes in memory, %lld on disk\n", N,
+            (long long) in_memory, (long long) on_disk);
+    ck_assert_int_le (in_memory, (int64_t) (64 << 20) * 6 / 10);
+    ck_assert_int_ge (on_disk, N - 4);
+    for (int i = 0; i < N; i++)
+        s_assert_pattern (cask_future_result (big [i], RESULT_TIMEOUT), i);
+    report = cask_harness_worker_report (harness, 0, 5000);
+    ck_assert_int_ge (cask_harness_json_int (report, "unspills", -1), N - 4);
+    ck_assert_int_eq (cask_harness_json_int (report, "spill_errors", -1), 0);
+    cJSON_Delete (report);
+    cask_futures_destroy (big, N);
+    cask_harness_test_stop (&harness, &client);
+}
+END_TEST
+
 int main (void)
 {
     TCase *tc = tcase_create ("scale");
@@ -309,5 +342,6 @@ int main (void)
     tcase_add_test (tc, test_results_move_between_workers);
     tcase_add_test (tc, test_tree_of_big_results);
     tcase_add_test (tc, test_cluster_info);
+    tcase_add_test (tc, test_results_spill_to_disk);
     return cask_test_run ("scale", tc, NULL);
 }

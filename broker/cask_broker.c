@@ -71,6 +71,9 @@
 #define S_TRIM_MIN 65536
 #define S_MONITOR_ENDPOINT "inproc://cask-broker-monitor"
 #define S_ROUTING_KEY (2 * 255 + 1)  //  hex of a routing id
+//  Most functions a library may list: no worker reads a longer export
+//  table (worker/cask_library.c), and each costs the broker 280 bytes.
+#define S_MAX_FUNCTIONS 65536
 
 //  Records of one command bound for one peer, sent as one message.
 typedef struct {
@@ -853,6 +856,11 @@ s_library_read (cask_broker_t *self, cask_rd_t *rd, const cask_library_t *head)
         s_reply_error (self, CASK_ERR_MALFORMED, "malformed REGISTER");
         return NULL;
     }
+    if (head->nfuncs > S_MAX_FUNCTIONS) {
+        s_reply_error (self, CASK_ERR_LIBRARY, "library %.*s lists %u functions, more than %d",
+                       (int) head->name.len, head->name.ptr, head->nfuncs, S_MAX_FUNCTIONS);
+        return NULL;
+    }
     s_library_t *library = (s_library_t *) calloc (1, sizeof (s_library_t));
     if (library)
         library->functions = (s_function_t *) calloc (head->nfuncs + 1, sizeof (s_function_t));
@@ -887,19 +895,35 @@ s_library_read (cask_broker_t *self, cask_rd_t *rd, const cask_library_t *head)
     return NULL;
 }
 
+//  A reason to refuse the library's function names, or NULL. One pass,
+//  with a set of the names seen: comparing every pair took seconds for a
+//  few tens of thousands of functions.
+static const char *
+s_library_check_names (s_library_t *library)
+{
+    if (library->nfuncs == 0)
+        return "library %s exports no functions";
+    zhashx_t *seen = zhashx_new ();
+    const char *refusal = seen ? NULL : "library %s: out of memory";
+    for (uint32_t i = 0; i < library->nfuncs && !refusal; i++) {
+        char *name = library->functions [i].name;
+        if (name [0] == 0)
+            refusal = "library %s has a function without a name";
+        else
+        if (zhashx_insert (seen, name, name))
+            refusal = "library %s exports a function name twice";
+    }
+    zhashx_destroy (&seen);
+    return refusal;
+}
+
 //  A reason to refuse the library, or NULL.
 static const char *
 s_library_check (cask_broker_t *self, s_library_t *library, cask_str_t hash)
 {
-    if (library->nfuncs == 0)
-        return "library %s exports no functions";
-    for (uint32_t i = 0; i < library->nfuncs; i++) {
-        if (library->functions [i].name [0] == 0)
-            return "library %s has a function without a name";
-        for (uint32_t j = 0; j < i; j++)
-            if (strcmp (library->functions [i].name, library->functions [j].name) == 0)
-                return "library %s exports a function name twice";
-    }
+    const char *refusal = s_library_check_names (library);
+    if (refusal)
+        return refusal;
     zdigest_t *digest = zdigest_new ();
     zdigest_update (digest, zmq_msg_data (&self->msg.frames [0]), zmq_msg_size (&self->msg.frames [0]));
     const char *actual = zdigest_string (digest);

@@ -9,6 +9,7 @@
     that no signal ever reaches a pid the kernel may have given again.
 */
 #define _GNU_SOURCE
+#include <czmq.h>
 #include "cask_local.h"
 
 #include <errno.h>
@@ -54,14 +55,6 @@ struct _cask_local_t {
     size_t capworkers;
     size_t nstarted;            //  workers ever started, which numbers their names
 };
-
-static int64_t
-s_now_ms (void)
-{
-    struct timespec now;
-    clock_gettime (CLOCK_MONOTONIC, &now);
-    return (int64_t) now.tv_sec * 1000 + now.tv_nsec / 1000000;
-}
 
 static void
 s_sleep_ms (int ms)
@@ -206,12 +199,12 @@ s_exited (s_child_t *child)
 static void
 s_reap (s_child_t *children, size_t n, int grace_ms)
 {
-    int64_t deadline = s_now_ms () + grace_ms;
+    int64_t deadline = zclock_mono () + grace_ms;
     while (true) {
         bool all = true;
         for (size_t index = 0; index < n; index++)
             all = s_exited (&children [index]) && all;
-        if (all || s_now_ms () >= deadline)
+        if (all || zclock_mono () >= deadline)
             break;
         s_sleep_ms (5);
     }
@@ -394,14 +387,14 @@ cask_local_new (size_t nworkers, int nthreads, int timeout_ms, char *error,
         cask_local_destroy (&self);
         return NULL;
     }
-    int64_t deadline = timeout_ms < 0 ? INT64_MAX : s_now_ms () + timeout_ms;
+    int64_t deadline = timeout_ms < 0 ? INT64_MAX : zclock_mono () + timeout_ms;
     while (s_read_endpoint (self, endpoint_file)) {
         if (s_exited (&self->broker)) {
             s_describe_exit (self, &self->broker, error, error_size);
             cask_local_destroy (&self);
             return NULL;
         }
-        if (s_now_ms () >= deadline) {
+        if (zclock_mono () >= deadline) {
             snprintf (error, error_size, "local cluster: the broker did not bind within %d ms",
                       timeout_ms);
             cask_local_destroy (&self);

@@ -1058,3 +1058,22 @@ int64_t cask_harness_int (cask_client_t *client, cask_future_t *future, int time
                    "future %s: %s", cask_future_key (future), cask_future_error (future));
     return value;
 }
+
+cask_future_t *cask_harness_tutorial_graph (cask_client_t *client, size_t n,
+                                            cask_future_t **xs, cask_future_t **ys)
+{
+    for (size_t i = 0; i < n; i++) {
+        xs [i] = cask_submit (client, "inc", cask_int64 ((int64_t) i), NULL);
+        ck_assert_msg (xs [i] != NULL, "%s", cask_client_error (client));
+    }
+    cask_value_t *list = cask_list_new (n - 1);
+    for (size_t i = 0; i + 1 < n; i++) {
+        ys [i] = cask_submit (client, "add", cask_future_arg (xs [i]),
+                              cask_future_arg (xs [i + 1]), NULL);
+        ck_assert_msg (ys [i] != NULL, "%s", cask_client_error (client));
+        cask_list_append (list, cask_future_arg (ys [i]));
+    }
+    cask_future_t *total = cask_submit (client, "sum", list, NULL);
+    ck_assert_msg (total != NULL, "%s", cask_client_error (client));
+    return total;
+}

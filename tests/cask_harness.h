@@ -168,6 +168,12 @@ void cask_harness_fixture (TCase *tc, cask_harness_t **self_p, size_t nworkers,
 //  with the future's error, or with client's error when future is NULL
 //  (the submit failed).
 int64_t cask_harness_int (cask_client_t *client, cask_future_t *future, int timeout_ms);
+//  Submits the tutorial's graph on libtutorial.so: xs [i] = inc (i) for
+//  i < n, ys [i] = add (xs [i], xs [i + 1]) = 2i + 3, and returns the
+//  future of sum (ys), which is (n - 1) (n - 2) + 3 (n - 1): 2n tasks.
+//  xs and ys (n and n - 1 entries) get new futures the caller owns.
+cask_future_t *cask_harness_tutorial_graph (cask_client_t *client, size_t n,
+                                            cask_future_t **xs, cask_future_t **ys);
 
 #ifdef __cplusplus
 }

@@ -143,19 +143,7 @@ START_TEST (test_worker_killed_mid_graph)
     cask_future_t **xs = calloc (NINC, sizeof *xs);
     cask_future_t **ys = calloc (NINC - 1, sizeof *ys);
     ck_assert (xs && ys);
-    for (int64_t i = 0; i < NINC; i++) {
-        xs [i] = cask_submit (client, "inc", cask_int64 (i), NULL);
-        ck_assert_msg (xs [i] != NULL, "%s", cask_client_error (client));
-    }
-    cask_value_t *list = cask_list_new (NINC - 1);
-    for (size_t i = 0; i < NINC - 1; i++) {
-        ys [i] = cask_submit (client, "add", cask_future_arg (xs [i]),
-                              cask_future_arg (xs [i + 1]), NULL);
-        ck_assert_msg (ys [i] != NULL, "%s", cask_client_error (client));
-        cask_list_append (list, cask_future_arg (ys [i]));
-    }
-    cask_future_t *total = cask_submit (client, "sum", list, NULL);
-    ck_assert_ptr_nonnull (total);
+    cask_future_t *total = cask_harness_tutorial_graph (client, NINC, xs, ys);
     //  Kill a worker once a good part has run
     ck_assert_int_ge (cask_wait (client, xs, NINC / 3, CASK_WAIT_ALL, RESULT_TIMEOUT), NINC / 3);
     ck_assert_int_eq (cask_harness_kill_worker (harness, 1), 0);

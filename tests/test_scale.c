@@ -61,19 +61,7 @@ START_TEST (test_ten_thousand_tasks)
     cask_future_t **ys = calloc (NINC - 1, sizeof *ys);
     ck_assert (xs && ys);
     int64_t started = cask_harness_now_ms ();
-    //  xs [i] = i + 1; ys [i] = xs [i] + xs [i + 1] = 2i + 3.
-    for (int64_t i = 0; i < NINC; i++) {
-        xs [i] = cask_submit (client, "inc", cask_int64 (i), NULL);
-        ck_assert_msg (xs [i] != NULL, "%s", cask_client_error (client));
-    }
-    cask_value_t *list = cask_list_new (NINC - 1);
-    for (size_t i = 0; i < NINC - 1; i++) {
-        ys [i] = cask_submit (client, "add", cask_future_arg (xs [i]),
-                              cask_future_arg (xs [i + 1]), NULL);
-        ck_assert_msg (ys [i] != NULL, "%s", cask_client_error (client));
-        cask_list_append (list, cask_future_arg (ys [i]));
-    }
-    cask_future_t *total = cask_submit (client, "sum", list, NULL);
+    cask_future_t *total = cask_harness_tutorial_graph (client, NINC, xs, ys);
     int64_t submitted = cask_harness_now_ms ();
     //  Sum of 2i + 3 for i < NINC - 1.
     const int64_t n = NINC - 1;

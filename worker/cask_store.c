@@ -49,6 +49,7 @@
     the codec cannot write (too deep, too many frames) is never tried again.
 */
 #define _GNU_SOURCE                 //  IOV_MAX
+#include <czmq.h>
 #include "cask_store.h"
 #include "cask_keymap.h"
 
@@ -128,14 +129,6 @@ s_entry_key (const void *item, size_t *size)
     const s_entry_t *entry = (const s_entry_t *) item;
     *size = entry->key_len;
     return entry->key;
-}
-
-static int64_t
-s_now_ms (void)
-{
-    struct timespec now;
-    clock_gettime (CLOCK_MONOTONIC, &now);
-    return (int64_t) now.tv_sec * 1000 + now.tv_nsec / 1000000;
 }
 
 static void
@@ -352,7 +345,7 @@ s_file_write (cask_store_t *self, s_entry_t *entry)
     if ((rc = s_file_create (self, entry->spill, &image))) {
         s_record_error (self, "cannot spill %.*s to %s: %s", (int) entry->key_len,
                         entry->key, self->dir, strerror (errno));
-        self->retry_at = s_now_ms () + S_RETRY_MS;
+        self->retry_at = zclock_mono () + S_RETRY_MS;
     }
     s_image_free (&image);
     if (rc)
@@ -503,7 +496,7 @@ s_spill_one (cask_store_t *self, s_entry_t *entry)
 static bool
 s_resting (cask_store_t *self)
 {
-    if (self->retry_at && s_now_ms () >= self->retry_at)
+    if (self->retry_at && zclock_mono () >= self->retry_at)
         self->retry_at = 0;
     return self->retry_at != 0;
 }

@@ -17,6 +17,7 @@
 */
 #include "cask_worker.h"
 
+#include <czmq.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -320,14 +321,6 @@ s_run_worker (s_options_t *options)
     return rc;
 }
 
-static int64_t
-s_now_ms (void)
-{
-    struct timespec ts;
-    clock_gettime (CLOCK_MONOTONIC, &ts);
-    return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 //  The worker process: dies with the nanny, tells it its ids.
 static void
 s_nanny_child (s_options_t *options, int ids [2], pid_t nanny)
@@ -392,7 +385,7 @@ s_nanny (s_options_t *options)
         options->config.replaces = id;
         options->config.death = death;
         options->config.running = (cask_str_t) { (const char *) running.data, running.size };
-        int64_t started = s_now_ms ();
+        int64_t started = zclock_mono ();
         pid_t nanny = getpid ();
         pid_t pid = fork ();
         if (pid == 0)
@@ -418,7 +411,7 @@ s_nanny (s_options_t *options)
         else
             snprintf (death, sizeof death, "signal %d (%s)", WTERMSIG (status),
                       strsignal (WTERMSIG (status)));
-        bool young = s_now_ms () - started < S_YOUNG_MS;
+        bool young = zclock_mono () - started < S_YOUNG_MS;
         delay_ms = !young ? S_RESTART_DELAY_MS
                  : delay_ms * 2 > S_RESTART_DELAY_MAX_MS ? S_RESTART_DELAY_MAX_MS
                  : delay_ms ? delay_ms * 2 : S_RESTART_DELAY_MS;

@@ -399,6 +399,8 @@ s_sink_dispatch (void *arg, uint32_t worker, const cask_gtask_t *task)
         cask_put_str8 (body, cask_gtask_dep_holder (task, i, worker));
     }
     cask_task_put_tail (body, rec.nframes, rec.args);
+    if (rec.flags & CASK_TASK_TIMED)
+        cask_put_u32 (body, rec.timeout_ms);
     zmq_msg_t *frames = cask_gtask_frames (task);
     for (uint32_t i = 0; i < rec.nframes; i++) {
         zmq_msg_t copy;

@@ -148,6 +148,7 @@ struct _cask_gtask_t {
     uint32_t mark;              //  walk that last visited it (cancel)
     uint32_t fn;
     int32_t priority;
+    uint32_t timeout_ms;        //  time limit (CASK_TASK_TIMED), or 0
     uint32_t ndeps;
     uint32_t nwaiting;          //  deps not in memory, while waiting
     uint32_t nneeded;           //  dependents waiting or processing
@@ -1712,6 +1713,7 @@ cask_graph_submit (cask_graph_t *self, uint32_t client, const cask_task_t *rec,
     task->restrictions = restrictions;
     task->fn = rec->fn;
     task->flags = rec->flags & ~CASK_TASK_RESTRICTED;     //  workers need not know
+    task->timeout_ms = rec->timeout_ms;
     task->retries = rec->retries;
     task->priority = rec->priority;
     task->ndeps = rec->ndeps;
@@ -2151,6 +2153,7 @@ cask_gtask_record (const cask_gtask_t *self, cask_task_t *rec)
     rec->flags = self->flags;
     rec->retries = self->retries;
     rec->priority = self->priority;
+    rec->timeout_ms = self->timeout_ms;
     rec->ndeps = self->ndeps;
     rec->nframes = self->nframes;
     rec->args = s_view ((const char *) self->args, self->args_size);

@@ -1461,8 +1461,9 @@ s_batch_add (cask_client_t *self, const char *key, uint32_t fn,
 {
     cask_buf_t *body = cask_batch_add (&self->submits);
     bool restricted = self->restrictions.size > 0;
-    cask_task_t head = { .key = cask_str (key), .fn = fn,
-                         .flags = restricted ? CASK_TASK_RESTRICTED : 0,
+    uint8_t flags = (restricted ? CASK_TASK_RESTRICTED : 0)
+                  | (opts->timeout_ms ? CASK_TASK_TIMED : 0);
+    cask_task_t head = { .key = cask_str (key), .fn = fn, .flags = flags,
                          .retries = opts->retries, .priority = opts->priority,
                          .ndeps = (uint32_t) self->ndeps };
     cask_task_put_head (body, &head);
@@ -1472,6 +1473,8 @@ s_batch_add (cask_client_t *self, const char *key, uint32_t fn,
     cask_task_put_tail (body, (uint32_t) self->frames.nframes, args);
     if (restricted)
         cask_put_raw (body, self->restrictions.data, self->restrictions.size);
+    if (opts->timeout_ms)
+        cask_put_u32 (body, opts->timeout_ms);
     for (size_t index = 0; index < self->frames.nframes; index++)
         cask_message_move_frame (&self->out, &self->frames.frames [index]);
     self->frames.nframes = 0;   //  all moved out, nothing left to close

@@ -1243,6 +1243,12 @@ cask_task_get (cask_rd_t *rd, cask_task_t *rec, bool with_holders)
         if (!rd->failed)
             rec->restrictions = (cask_str_t) { (const char *) start, (size_t) (rd->ptr - start) };
     }
+    rec->timeout_ms = 0;
+    if (rec->flags & CASK_TASK_TIMED) {
+        rec->timeout_ms = cask_get_u32 (rd);
+        if (rec->timeout_ms == 0)
+            rd->failed = true;
+    }
 }
 
 void

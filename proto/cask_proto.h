@@ -37,6 +37,7 @@
 
 //  Task record flags.
 #define CASK_TASK_RESTRICTED 0x01       //  a restrictions block follows the args
+#define CASK_TASK_TIMED 0x02            //  then a u32 time limit in ms
 
 //  Commands (the fourth header byte).
 typedef enum {
@@ -378,16 +379,19 @@ typedef struct {
     uint32_t nframes;
     cask_str_t args;            //  encoded list value of the arguments
     cask_str_t restrictions;    //  the restrictions block when flagged, else empty
+    uint32_t timeout_ms;        //  the time limit when CASK_TASK_TIMED, else 0
 } cask_task_t;
 //  Writes the head (key, fn, flags, retries, priority, ndeps of rec) up to
 //  the dependency entries; the caller then writes ndeps entries
 //  (cask_put_str8) and ends with cask_task_put_tail, then, when the flags
-//  say CASK_TASK_RESTRICTED, cask_restrictions_put.
+//  say CASK_TASK_RESTRICTED, cask_restrictions_put, then, when they say
+//  CASK_TASK_TIMED, cask_put_u32 of the time limit (not 0).
 void cask_task_put_head (cask_buf_t *buf, const cask_task_t *rec);
 void cask_task_put_tail (cask_buf_t *buf, uint32_t nframes, cask_str_t args);
 //  Reads one record; skips over the dependency entries (pairs when
 //  with_holders), which rec->deps can then read, and over a restrictions
-//  block (checked well-formed), which rec->restrictions then views.
+//  block (checked well-formed), which rec->restrictions then views; reads
+//  the time limit (a flagged 0 is malformed).
 void cask_task_get (cask_rd_t *rd, cask_task_t *rec, bool with_holders);
 
 //  STATE record (broker -> client).

@@ -4,7 +4,8 @@
     found by its workers, which join it afresh; a worker killed in the
     middle of a 10,000-task graph loses nothing; a task that kills the
     workers it runs on (their nannies start them again) fails after the
-    third, saying how they died. Each test checks that every
+    third, saying how they died; a task past its time limit fails, and
+    one that will not return costs its worker a restart. Each test checks that every
     future ends with the right value and that nothing hangs.
 */
 #include <check.h>
@@ -191,6 +192,54 @@ START_TEST (test_task_that_kills_workers)
 }
 END_TEST
 
+//  A task past its time limit fails at once; one that will not return
+//  costs its worker a restart (by its nanny), and nothing else.
+START_TEST (test_time_limits)
+{
+    cask_harness_test_start (&harness, 2, 1, &client, cask_harness_test_lib ());
+    cask_submit_opts_t opts = CASK_SUBMIT_DEFAULT;
+    opts.timeout_ms = 5000;
+    cask_value_t *fast_args [] = { cask_int64 (50), cask_int64 (1) };
+    cask_future_t *fast = cask_submit_opts (client, "nap", &opts, fast_args, 2);
+    ck_assert_int_eq (s_int (fast), 1);
+    opts.timeout_ms = 300;
+    cask_value_t *slow_args [] = { cask_int64 (60000), cask_int64 (2) };
+    int64_t start = cask_harness_now_ms ();
+    cask_future_t *slow = cask_submit_opts (client, "nap", &opts, slow_args, 2);
+    ck_assert_ptr_nonnull (slow);
+    ck_assert_ptr_null (cask_future_result (slow, RESULT_TIMEOUT));
+    int64_t took = cask_harness_now_ms () - start;
+    printf ("faults: %s (after %lld ms)\n", cask_future_error (slow), (long long) took);
+    ck_assert_msg (strstr (cask_future_error (slow), "ran past its time limit of 300 ms"), "%s",
+                   cask_future_error (slow));
+    ck_assert_int_lt (took, 5000);
+    enum { N = 20 };
+    cask_future_t *others [N];
+    s_noops (others, N, 0);
+    //  The worker whose thread is stuck is started again by its nanny: the
+    //  broker then counts a third worker id, and two workers
+    int64_t deadline = cask_harness_now_ms () + NOTICE_MS;
+    bool restarted = false;
+    while (!restarted && cask_harness_now_ms () < deadline) {
+        cJSON *report = cask_harness_broker_report (harness, 2000);
+        const cJSON *worker;
+        cJSON_ArrayForEach (worker, cJSON_GetObjectItem (report, "workers"))
+            restarted |= cask_harness_json_int (worker, "id", 0) >= 3;
+        cJSON_Delete (report);
+        usleep (50000);
+    }
+    ck_assert_msg (restarted, "the stuck worker was not started again");
+    ck_assert_msg (s_wait_workers (2, NOTICE_MS) >= 0, "a worker did not come back");
+    cask_future_t *more [N];
+    s_noops (more, N, 100);
+    cask_futures_destroy (others, N);
+    cask_futures_destroy (more, N);
+    cask_future_destroy (&fast);
+    cask_future_destroy (&slow);
+    cask_harness_test_stop (&harness, &client);
+}
+END_TEST
+
 int
 main (void)
 {
@@ -200,5 +249,6 @@ main (void)
     tcase_add_test (tc, test_workers_find_a_restarted_broker);
     tcase_add_test (tc, test_worker_killed_mid_graph);
     tcase_add_test (tc, test_task_that_kills_workers);
+    tcase_add_test (tc, test_time_limits);
     return cask_test_run ("faults", tc, NULL);
 }

@@ -102,6 +102,10 @@ struct _s_job_t {
     bool live;                          //  in use, not on the free list
     bool dropped;                       //  FREE or STEAL came first: no run, no DONE
     bool ran;                           //  the executor ran it
+    bool running;                       //  an executor runs it now (pool lock)
+    uint32_t timeout_ms;                //  its time limit, or 0
+    int64_t started_us;                 //  when an executor took it
+    int64_t timed_out_us;               //  when it ran past its limit, or 0
     bool copy;                          //  COPY: keep refs [0] under key, run nothing
     uint32_t epoch;                     //  the worker's when the TASK came
     int32_t priority;                   //  higher runs first
@@ -202,6 +206,9 @@ struct _cask_worker_t {
     uint64_t tasks_run;
     uint64_t tasks_failed;
     uint64_t tasks_abandoned;           //  running at a RESTART or FREE
+    uint64_t tasks_timed_out;           //  ran past their time limits
+    size_t timed;                       //  jobs in flight with a time limit
+    bool stuck;                         //  a task will not stop: the loop ends
     uint64_t tasks_stolen;              //  given up on a STEAL
     uint64_t copies;                    //  COPY records received
     uint64_t values_put;                //  kept from PUT
@@ -277,6 +284,9 @@ s_job_clear (s_job_t *job)
     job->live = false;
     job->dropped = false;
     job->ran = false;
+    job->running = false;
+    job->timeout_ms = 0;
+    job->timed_out_us = 0;
     job->copy = false;
     job->args_size = 0;
     cask_message_close (&job->frames);
@@ -291,6 +301,8 @@ s_job_clear (s_job_t *job)
 static void
 s_job_release (cask_worker_t *self, s_job_t *job)
 {
+    if (job->timeout_ms)
+        self->timed--;
     s_job_clear (job);
     job->next = self->free_jobs;
     self->free_jobs = job;
@@ -524,7 +536,8 @@ s_executor (void *arg)
         if (pool->stopping)
             break;
         s_job_t *job = s_queue_pop (pool);
-        job->ran = !job->dropped;
+        job->ran = job->running = !job->dropped;
+        job->started_us = s_now_us ();
         pool->busy++;
         pthread_mutex_unlock (&pool->lock);
 
@@ -537,6 +550,7 @@ s_executor (void *arg)
         zmq_send (push, &job, sizeof job, 0);
 
         pthread_mutex_lock (&pool->lock);
+        job->running = false;
         pool->busy--;
     }
     pthread_mutex_unlock (&pool->lock);
@@ -1221,6 +1235,8 @@ s_on_task (cask_worker_t *self, cask_message_t *msg, cask_task_t *rec, size_t fr
     if (!job)
         return;
     job->priority = rec->priority;
+    job->timeout_ms = rec->timeout_ms;
+    self->timed += job->timeout_ms > 0;
     const char *error;
     job->fn = cask_libraries_function (self->libraries, rec->fn, &job->function, &error);
     if (!job->fn) {
@@ -1614,6 +1630,7 @@ s_send_report (cask_worker_t *self, cask_message_t *request)
     cJSON_AddNumberToObject (report, "tasks_failed", (double) self->tasks_failed);
     cJSON_AddNumberToObject (report, "tasks_in_flight", (double) self->jobs_in_flight);
     cJSON_AddNumberToObject (report, "results_held", (double) cask_store_size (self->store));
+    cJSON_AddNumberToObject (report, "tasks_timed_out", (double) self->tasks_timed_out);
     cJSON_AddNumberToObject (report, "bytes_held", (double) cask_store_bytes (self->store));
     cask_store_spill_stats_t spill;
     cask_store_spill_stats (self->store, &spill);
@@ -1849,6 +1866,50 @@ s_drain_finished (cask_worker_t *self)
 }
 
 //  ---------------------------------------------------------------------
+//  Time limits
+
+#define S_STUCK_GRACE_US 2000000        //  a task past its limit may take to return
+#define S_TIMED_POLL_MS 50              //  how often limits are looked at
+
+//  Fails the running tasks that passed their time limits (their results,
+//  if they ever come, are dropped); a task still running S_STUCK_GRACE_US
+//  after that will not stop: the worker must end (its nanny starts it
+//  again), the only way to get the thread back.
+static void
+s_time_limits (cask_worker_t *self)
+{
+    int64_t now = s_now_us ();
+    pthread_mutex_lock (&self->pool.lock);
+    for (s_job_t *job = self->every_job; job; job = job->every) {
+        if (!job->live || !job->running || !job->timeout_ms)
+            continue;
+        if (job->timed_out_us) {
+            self->stuck |= now - job->timed_out_us > S_STUCK_GRACE_US;
+            continue;
+        }
+        if (now - job->started_us <= (int64_t) job->timeout_ms * 1000 || !s_job_owes_done (self, job))
+            continue;
+        job->timed_out_us = now;
+        job->dropped = true;
+        char message [512];
+        snprintf (message, sizeof message, "%s ran past its time limit of %u ms",
+                  job->function, job->timeout_ms);
+        cask_done_t rec = { cask_str (job->key), 0, 0, 0, (uint32_t) (now - job->started_us),
+                            cask_str (message) };
+        s_done_add (self, &rec);
+        self->tasks_failed++;
+        self->tasks_timed_out++;
+    }
+    pthread_mutex_unlock (&self->pool.lock);
+    if (self->stuck) {
+        cask_log_print (self->log, CASK_LOG_ERROR, "a task ran past its time limit and does "
+                        "not return: the worker stops, to be started again");
+        if (self->config.slots)         //  its nanny blames nobody for this end
+            memset (self->config.slots, 0, (size_t) self->config.nthreads * (CASK_MAX_KEY + 1));
+    }
+}
+
+//  ---------------------------------------------------------------------
 //  The loop
 
 static void
@@ -1896,7 +1957,8 @@ s_poll_once (cask_worker_t *self)
         items [3 + index] = (zmq_pollitem_t) { self->peers [index]->socket, 0, ZMQ_POLLIN, 0 };
 
     int64_t wait_ms = (self->heartbeat_at - s_now_us ()) / 1000;
-    wait_ms = wait_ms < 0 ? 0 : wait_ms < S_TICK_MS ? wait_ms : S_TICK_MS;
+    int64_t most_ms = self->timed ? S_TIMED_POLL_MS : S_TICK_MS;
+    wait_ms = wait_ms < 0 ? 0 : wait_ms < most_ms ? wait_ms : most_ms;
     if (zmq_poll (items, (int) nitems, (long) wait_ms) == -1)
         return errno == EINTR ? 0 : -1;
     if (items [0].revents & ZMQ_POLLIN)
@@ -1912,6 +1974,8 @@ s_poll_once (cask_worker_t *self)
             s_drain (self, peer->socket, false, s_from_peer, peer);
     }
 
+    if (self->timed)
+        s_time_limits (self);
     int64_t now = s_now_us ();
     if (now >= self->next_tick) {
         s_peers_expire (self);
@@ -1933,7 +1997,8 @@ s_poll_once (cask_worker_t *self)
 int
 cask_worker_run (cask_worker_t *self)
 {
-    while (!self->retired && !(self->config.interrupted && *self->config.interrupted))
+    while (!self->retired && !self->stuck
+       &&  !(self->config.interrupted && *self->config.interrupted))
         if (s_poll_once (self))
             return -1;
     return 0;
@@ -2149,6 +2214,12 @@ const char *
 cask_worker_endpoint (cask_worker_t *self)
 {
     return self->endpoint;
+}
+
+bool
+cask_worker_stuck (cask_worker_t *self)
+{
+    return self->stuck;
 }
 
 //  ---------------------------------------------------------------------

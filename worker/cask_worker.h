@@ -69,6 +69,9 @@ void cask_worker_destroy (cask_worker_t **self_p);
 //  the context fails. Returns 0 (interrupted or retired: destroy the
 //  worker, which says BYE), or -1 on a socket failure.
 int cask_worker_run (cask_worker_t *self);
+//  True when run returned because a task ran past its time limit and does
+//  not return: the process should exit for its nanny to start it again.
+bool cask_worker_stuck (cask_worker_t *self);
 //  The peer endpoint others connect to.
 const char *cask_worker_endpoint (cask_worker_t *self);
 

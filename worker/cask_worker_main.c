@@ -38,6 +38,7 @@
 #define S_DEFAULT_FETCH_TIMEOUT_MS 30000
 #define S_MAX_THREADS 4096
 
+#define S_EXIT_STUCK 4                  //  a task would not stop: start again
 #define S_RESTART_DELAY_MS 100          //  before a dead worker starts again
 #define S_RESTART_DELAY_MAX_MS 5000     //  while it keeps dying young
 #define S_YOUNG_MS 10000
@@ -86,7 +87,8 @@ s_usage (FILE *out)
         "  --verbose             log what happens, not only problems\n"
         "  --help                show this and exit\n"
         "\n"
-        "Exits with 0 when stopped by SIGINT or SIGTERM, or retired by the broker.\n",
+        "Exits with 0 when stopped by SIGINT or SIGTERM, or retired by the broker; 4 (with\n"
+        "--no-nanny) when a task ran past its time limit and does not return.\n",
         CASK_MAX_RESOURCES, S_DEFAULT_FETCH_TIMEOUT_MS, CASK_HEARTBEAT_MS,
         CASK_HEARTBEAT_LIVENESS);
 }
@@ -316,7 +318,7 @@ s_run_worker (s_options_t *options)
         fprintf (stderr, "E: cannot start the worker\n");
         return 1;
     }
-    int rc = cask_worker_run (worker) ? 1 : 0;
+    int rc = cask_worker_run (worker) ? 1 : cask_worker_stuck (worker) ? S_EXIT_STUCK : 0;
     cask_worker_destroy (&worker);
     return rc;
 }
@@ -406,6 +408,9 @@ s_nanny (s_options_t *options)
             break;
         id = told ? told : id;
         options->config.nrunning = s_running_keys (slots, options->config.nthreads, &running);
+        if (exited && WEXITSTATUS (status) == S_EXIT_STUCK)
+            snprintf (death, sizeof death, "a task ran past its time limit and did not stop");
+        else
         if (exited)
             snprintf (death, sizeof death, "exit status %d", WEXITSTATUS (status));
         else

@@ -172,6 +172,9 @@ typedef struct {
     uint8_t retries;            //  run again up to this many times after a failure
     const char *workers;        //  where it may run: names or endpoints, or NULL
     const char *resources;      //  what it uses while it runs, "GPU=1", or NULL
+    uint32_t timeout_ms;        //  time limit of a run, or 0: past it the task fails
+                                //  ("ran past its time limit"); a function that will
+                                //  not return costs its worker a restart by its nanny
 } cask_submit_opts_t;
 #define CASK_SUBMIT_DEFAULT ((cask_submit_opts_t) { .key = NULL, .unique = false, \
     .priority = 0, .retries = 0, .workers = NULL, .resources = NULL })

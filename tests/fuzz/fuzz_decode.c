@@ -132,7 +132,7 @@ s_frames_there (s_decoder_t *self, uint32_t nframes)
 }
 
 //  Writes the task record back: head, dependency entries, tail, then the
-//  restrictions block when flagged.
+//  restrictions block and the time limit when flagged.
 static void
 s_task_again (s_decoder_t *self, const cask_task_t *rec, bool with_holders)
 {
@@ -156,6 +156,8 @@ s_task_again (s_decoder_t *self, const cask_task_t *rec, bool with_holders)
             fuzz_fail ("codec: a task's restrictions block does not read back");
         cask_restrictions_put (&self->out, &restrictions);
     }
+    if (rec->flags & CASK_TASK_TIMED)
+        cask_put_u32 (&self->out, rec->timeout_ms);
 }
 
 //  Decodes the task's arguments with a distinct value for each dependency;

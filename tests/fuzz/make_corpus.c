@@ -178,7 +178,7 @@ s_ref_index (void *arg, const cask_value_t *ref)
 }
 
 //  A task record: deps with holders when holders is not NULL; restrictions
-//  when not NULL. args is destroyed.
+//  and a time limit of 250 ms when not NULL. args is destroyed.
 static void
 s_task (s_corpus_t *self, const char *key, uint32_t fn, cask_value_t *args,
         const char *const *deps, uint32_t ndeps, const char *const *holders,
@@ -190,7 +190,8 @@ s_task (s_corpus_t *self, const char *key, uint32_t fn, cask_value_t *args,
     if (cask_value_encode (args, &encoded, &self->frames, s_ref_index, NULL))
         s_die ("cannot encode task arguments");
     cask_value_destroy (&args);
-    cask_task_t rec = { .key = cask_str (key), .fn = fn, .flags = restrictions ? 1 : 0,
+    uint8_t flags = restrictions ? CASK_TASK_RESTRICTED | CASK_TASK_TIMED : 0;
+    cask_task_t rec = { .key = cask_str (key), .fn = fn, .flags = flags,
                         .retries = 1, .priority = -3, .ndeps = ndeps };
     cask_task_put_head (&self->body, &rec);
     for (uint32_t index = 0; index < ndeps; index++) {
@@ -200,8 +201,10 @@ s_task (s_corpus_t *self, const char *key, uint32_t fn, cask_value_t *args,
     }
     cask_task_put_tail (&self->body, (uint32_t) (self->frames.nframes - before),
                         (cask_str_t) { (const char *) encoded.data, encoded.size });
-    if (restrictions)
+    if (restrictions) {
         cask_restrictions_put (&self->body, restrictions);
+        cask_put_u32 (&self->body, 250);
+    }
     cask_buf_free (&encoded);
 }
 

@@ -35,6 +35,10 @@
     a cluster that is gone: the worker starts a new epoch as at RESTART and
     says HELLO on a new connection.
 
+    A task with a time limit that runs past it is failed at once and its
+    result dropped when it comes; one that does not return 2 s later ends
+    the worker (cask_worker_stuck), for its nanny to start it again.
+
     Clients scatter data with PUT on the peer socket: each value is kept
     (when it fits under the memory limit) like a result, and the broker
     learns of it through DONE as if a task had made it.

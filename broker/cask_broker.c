@@ -95,6 +95,7 @@ typedef struct {
     uint32_t heartbeat_ms;      //  workers: how often it heartbeats
     uint32_t restarts_owed;     //  workers: RESTARTs not answered yet
     bool retired;               //  workers: told to leave, forgotten by the graph
+    bool paused;                //  workers: memory nearly full (PAUSE)
     bool dirty;                 //  has batches to flush
     s_batch_t frees;
     s_batch_t tasks;
@@ -1290,6 +1291,20 @@ s_on_heartbeat (cask_broker_t *self, s_peer_t *worker, cask_rd_t *rd)
         worker->heartbeat_ms = interval;
 }
 
+static void
+s_on_pause (cask_broker_t *self, s_peer_t *worker, cask_rd_t *rd)
+{
+    uint8_t paused = cask_get_u8 (rd);
+    if (!cask_rd_done (rd) || paused > 1) {
+        s_reply_error (self, CASK_ERR_MALFORMED, "PAUSE takes one byte, 0 or 1");
+        return;
+    }
+    cask_log_print (self->log, CASK_LOG_INFO, "worker %u %s", worker->id,
+                    paused ? "pauses: its memory is nearly full" : "resumes");
+    worker->paused = paused;
+    cask_graph_worker_pause (self->graph, worker->id, paused);
+}
+
 //  Sends every worker a HEARTBEAT and lets go of those that stayed silent
 //  too long (hung, or cut off: their connection may never close).
 static void
@@ -1384,6 +1399,7 @@ s_report_workers (cask_broker_t *self)
         cJSON_AddNumberToObject (worker, "tasks_done", (double) tasks_done);
         cJSON_AddNumberToObject (worker, "memory_limit", (double) peer->memory_limit);
         cJSON_AddNumberToObject (worker, "bytes_held", (double) nbytes);
+        cJSON_AddBoolToObject (worker, "paused", peer->paused);
         cJSON_AddItemToObject (worker, "resources", peer->resources
                                ? cJSON_Duplicate (peer->resources, true) : cJSON_CreateObject ());
         cJSON_AddItemToArray (workers, worker);
@@ -1473,6 +1489,7 @@ s_allowed (uint8_t command, uint8_t role)
         case CASK_MSG_RESTARTED:
         case CASK_MSG_STOLEN:
         case CASK_MSG_HEARTBEAT:
+        case CASK_MSG_PAUSE:
             return role == CASK_ROLE_WORKER;
         default:
             return false;
@@ -1499,6 +1516,7 @@ s_dispatch_command (cask_broker_t *self, s_peer_t *peer, cask_rd_t *rd)
         case CASK_MSG_DONE: s_on_done (self, peer, rd); break;
         case CASK_MSG_STOLEN: s_on_stolen (self, peer, rd); break;
         case CASK_MSG_HEARTBEAT: s_on_heartbeat (self, peer, rd); break;
+        case CASK_MSG_PAUSE: s_on_pause (self, peer, rd); break;
         case CASK_MSG_RESTARTED: s_on_restarted (self, peer); break;
         default: s_on_libfail (self, peer, rd); break;
     }

@@ -79,6 +79,7 @@ typedef struct {
     uint32_t stealing;          //  STEALs asked and not answered
     uint32_t copies;            //  COPYs of its results not done (retiring)
     bool retiring;
+    bool paused;                //  memory nearly full: no new task
     double occupancy;           //  estimated seconds of its tasks in flight
     s_list_t flight;            //  its tasks in flight, oldest first
     uint64_t tasks_done;
@@ -406,9 +407,10 @@ s_queue_wait (const s_worker_t *worker)
 static bool
 s_has_room (const s_worker_t *worker)
 {
-    return worker->inflight < worker->nthreads
-        || worker->occupancy < worker->nthreads * S_PREFETCH;
+    return !worker->paused && !worker->retiring && (worker->inflight < worker->nthreads
+        || worker->occupancy < worker->nthreads * S_PREFETCH);
 }
+
 
 //  What worker declares of resource name, or NULL. Names are compared, not
 //  made ids, so what clients ask for cannot fill the table of names.
@@ -438,7 +440,7 @@ s_named (const s_worker_t *worker, const s_restrict_t *restrictions)
 static bool
 s_fits (cask_graph_t *self, s_worker_t *worker, const s_restrict_t *restrictions, bool now)
 {
-    if (worker->retiring)
+    if (worker->retiring || (now && worker->paused))
         return false;
     if (!restrictions)
         return true;
@@ -1541,6 +1543,17 @@ cask_graph_killed (cask_graph_t *self, cask_str_t key, const char *how)
                                         "killed %u workers: %s", task->kills, task->killed));
     s_settle (self);
     return 1;
+}
+
+int
+cask_graph_worker_pause (cask_graph_t *self, uint32_t id, bool paused)
+{
+    s_worker_t *worker = s_worker (self, id);
+    if (!worker)
+        return -1;
+    worker->paused = paused;
+    s_settle (self);            //  resumed: queued tasks go to it
+    return 0;
 }
 
 size_t

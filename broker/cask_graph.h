@@ -119,6 +119,9 @@ void cask_graph_set_allowed_failures (cask_graph_t *self, unsigned count);
 //  says when it is done. -1 when there is no such worker or it retires
 //  already.
 int cask_graph_worker_retire (cask_graph_t *self, uint32_t id);
+//  A worker pauses (its memory is nearly full: no new task for it) or
+//  resumes. -1 when there is no such worker.
+int cask_graph_worker_pause (cask_graph_t *self, uint32_t id, bool paused);
 //  Workers that retire (not yet retired).
 size_t cask_graph_retiring (cask_graph_t *self);
 //  Steals queued tasks from busy workers for idle ones, when the move is

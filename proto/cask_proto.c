@@ -1432,6 +1432,7 @@ cask_command_name (uint8_t command)
         case CASK_MSG_STEAL: return "STEAL";
         case CASK_MSG_COPY: return "COPY";
         case CASK_MSG_STOLEN: return "STOLEN";
+        case CASK_MSG_PAUSE: return "PAUSE";
         case CASK_MSG_WELCOME: return "WELCOME";
         case CASK_MSG_REGISTERED: return "REGISTERED";
         case CASK_MSG_STATE: return "STATE";

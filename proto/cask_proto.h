@@ -73,6 +73,7 @@ typedef enum {
     CASK_MSG_DONE = 0x31,           //  worker -> broker
     CASK_MSG_LIBFAIL = 0x32,        //  worker -> broker
     CASK_MSG_STOLEN = 0x33,         //  worker -> broker: reply to STEAL
+    CASK_MSG_PAUSE = 0x34,          //  worker -> broker: u8 paused
     CASK_MSG_GET = 0x41,            //  client/worker -> worker's peer socket
     CASK_MSG_DATA = 0x42,           //  worker -> whoever sent GET
     CASK_MSG_PUT = 0x43,            //  client -> worker's peer socket (scatter)

@@ -84,6 +84,26 @@ static int noop (cask_call_t *call)
     return cask_return_int64 (call, x);
 }
 
+//  hog (mb, ms): mb, after holding mb megabytes (touched) for ms
+//  milliseconds.
+static int hog (cask_call_t *call)
+{
+    int64_t mb, ms;
+    if (cask_arg_expect (call, 2) || cask_arg_int64 (call, 0, &mb) || cask_arg_int64 (call, 1, &ms))
+        return -1;
+    if (mb < 0 || mb > 65536 || ms < 0 || ms > 600000)
+        return cask_fail (call, "hog: mb or ms out of range");
+    char *memory = malloc ((size_t) mb << 20);
+    if (!memory)
+        return cask_fail (call, "hog: out of memory");
+    memset (memory, 1, (size_t) mb << 20);
+    struct timespec pause = { ms / 1000, (ms % 1000) * 1000000L };
+    nanosleep (&pause, NULL);
+    int64_t sum = memory [0] + memory [((size_t) mb << 20) - 1];
+    free (memory);
+    return cask_return_int64 (call, mb + sum - 2);
+}
+
 //  crash (how): kills the worker that runs it: "abort", "kill" (SIGKILL
 //  to itself) or "exit" (status 3); anything else fails the task.
 static int crash (cask_call_t *call)
@@ -175,6 +195,7 @@ CASK_LIBRARY (
     CASK_EXPORT (nap, "nap(ms, x): x after sleeping ms milliseconds")
     CASK_EXPORT (noop, "noop(x): the int64 x, at once")
     CASK_EXPORT (crash, "crash(how): kills its worker: abort, kill or exit")
+    CASK_EXPORT (hog, "hog(mb, ms): mb, after holding mb MB for ms milliseconds")
     CASK_EXPORT (append_line, "append_line(path, x): x, after appending x as a line to path")
     CASK_EXPORT (fail_times, "fail_times(path, n, x): fails the first n runs, then x")
     CASK_EXPORT (bytes_size, "bytes_size(bytes): its size, as int64")

@@ -5,7 +5,8 @@
     middle of a 10,000-task graph loses nothing; a task that kills the
     workers it runs on (their nannies start them again) fails after the
     third, saying how they died; a task past its time limit fails, and
-    one that will not return costs its worker a restart. Each test checks that every
+    one that will not return costs its worker a restart; a worker pauses
+    near its memory limit and is restarted past it. Each test checks that every
     future ends with the right value and that nothing hangs.
 */
 #include <check.h>
@@ -240,6 +241,64 @@ START_TEST (test_time_limits)
 }
 END_TEST
 
+//  Whether the broker reports a paused worker (-1: no answer).
+static int
+s_any_paused (void)
+{
+    cJSON *report = cask_harness_broker_report (harness, 2000);
+    if (!report)
+        return -1;
+    int paused = 0;
+    const cJSON *worker;
+    cJSON_ArrayForEach (worker, cJSON_GetObjectItem (report, "workers"))
+        paused |= cJSON_IsTrue (cJSON_GetObjectItem (worker, "paused"));
+    cJSON_Delete (report);
+    return paused;
+}
+
+//  Waits until s_any_paused () is paused; returns 0 or -1.
+static int
+s_wait_paused (int paused, int timeout_ms)
+{
+    int64_t deadline = cask_harness_now_ms () + timeout_ms;
+    while (cask_harness_now_ms () < deadline) {
+        if (s_any_paused () == paused)
+            return 0;
+        usleep (50000);
+    }
+    return -1;
+}
+
+//  Past 80% of its memory limit a worker pauses and the others take the
+//  work; under 70% it resumes; past the limit its nanny restarts it, and
+//  a task that does that 3 times fails saying so.
+START_TEST (test_memory_limits)
+{
+    const char *limit [] = { "--memory-limit", "200M", NULL };
+    cask_harness_test_start_with (&harness, 2, 1, limit, &client, cask_harness_test_lib ());
+    cask_future_t *hog = cask_submit (client, "hog", cask_int64 (170), cask_int64 (4000), NULL);
+    ck_assert_ptr_nonnull (hog);
+    ck_assert_msg (s_wait_paused (1, 5000) == 0, "no worker paused");
+    enum { N = 10 };
+    cask_future_t *others [N];
+    s_noops (others, N, 0);
+    ck_assert_int_eq (s_int (hog), 170);
+    ck_assert_msg (s_wait_paused (0, 5000) == 0, "the worker did not resume");
+    cask_futures_destroy (others, N);
+
+    cask_future_t *glutton = cask_submit (client, "hog", cask_int64 (300), cask_int64 (4000), NULL);
+    ck_assert_ptr_null (cask_future_result (glutton, RESULT_TIMEOUT));
+    const char *error = cask_future_error (glutton);
+    printf ("faults: %s\n", error);
+    ck_assert_msg (strstr (error, "killed 3 workers") && strstr (error, "memory limit"), "%s",
+                   error);
+    ck_assert_msg (s_wait_workers (2, NOTICE_MS) >= 0, "the workers did not come back");
+    cask_future_destroy (&hog);
+    cask_future_destroy (&glutton);
+    cask_harness_test_stop (&harness, &client);
+}
+END_TEST
+
 int
 main (void)
 {
@@ -250,5 +309,6 @@ main (void)
     tcase_add_test (tc, test_worker_killed_mid_graph);
     tcase_add_test (tc, test_task_that_kills_workers);
     tcase_add_test (tc, test_time_limits);
+    tcase_add_test (tc, test_memory_limits);
     return cask_test_run ("faults", tc, NULL);
 }

@@ -213,6 +213,9 @@ struct _cask_worker_t {
     uint64_t tasks_timed_out;           //  ran past their time limits
     size_t timed;                       //  jobs in flight with a time limit
     bool stuck;                         //  a task will not stop: the loop ends
+    bool over_memory;                   //  past the memory limit: the loop ends
+    bool paused;                        //  told the broker PAUSE 1
+    uint64_t rss_base;                  //  resident bytes when it started
     uint64_t tasks_stolen;              //  given up on a STEAL
     uint64_t copies;                    //  COPY records received
     uint64_t values_put;                //  kept from PUT
@@ -1635,6 +1638,7 @@ s_send_report (cask_worker_t *self, cask_message_t *request)
     cJSON_AddNumberToObject (report, "tasks_in_flight", (double) self->jobs_in_flight);
     cJSON_AddNumberToObject (report, "results_held", (double) cask_store_size (self->store));
     cJSON_AddNumberToObject (report, "tasks_timed_out", (double) self->tasks_timed_out);
+    cJSON_AddBoolToObject (report, "paused", self->paused);
     cJSON_AddNumberToObject (report, "bytes_held", (double) cask_store_bytes (self->store));
     cask_store_spill_stats_t spill;
     cask_store_spill_stats (self->store, &spill);
@@ -1914,6 +1918,48 @@ s_time_limits (cask_worker_t *self)
 }
 
 //  ---------------------------------------------------------------------
+//  Memory
+
+//  Once a tick, with the memory the worker uses beyond what it used when it
+//  started (so that a small limit means what tasks and results may use):
+//  past CASK_WORKER_RESUME_FRACTION of the memory limit the store spills
+//  what it can; past CASK_WORKER_PAUSE_FRACTION the worker pauses (PAUSE:
+//  the broker sends it nothing new) until it is back under the first; past
+//  the limit it ends, for its nanny to start it again (the tasks running
+//  then are blamed, as for a crash).
+static void
+s_watch_memory (cask_worker_t *self)
+{
+    uint64_t limit = self->config.memory_limit;
+    uint64_t resident = s_rss_bytes ();
+    if (!limit || resident <= self->rss_base)
+        return;
+    uint64_t rss = resident - self->rss_base;
+    if (rss > limit) {
+        cask_log_print (self->log, CASK_LOG_ERROR, "using %" PRIu64 " bytes, past the memory "
+                        "limit of %" PRIu64 ": the worker stops, to be started again", rss, limit);
+        self->over_memory = true;
+        return;
+    }
+    uint64_t resume = (uint64_t) (limit * CASK_WORKER_RESUME_FRACTION);
+    if (rss > resume) {
+        uint64_t excess = rss - resume, held = cask_store_bytes_in_memory (self->store);
+        cask_store_spill (self->store, held > excess ? held - excess : 0);
+        malloc_trim (0);
+    }
+    bool paused = rss > limit * CASK_WORKER_PAUSE_FRACTION || (self->paused && rss > resume);
+    if (paused == self->paused)
+        return;
+    self->paused = paused;
+    cask_log_print (self->log, CASK_LOG_WARNING, "%s: using %" PRIu64 " of %" PRIu64 " bytes",
+                    paused ? "pausing" : "resuming", rss, limit);
+    cask_buf_reset (&self->scratch);
+    cask_put_u8 (&self->scratch, paused);
+    if (cask_send (self->broker, NULL, CASK_MSG_PAUSE, &self->scratch, NULL))
+        cask_log_print (self->log, CASK_LOG_WARNING, "cannot send PAUSE: %s", zmq_strerror (errno));
+}
+
+//  ---------------------------------------------------------------------
 //  The loop
 
 static void
@@ -1984,6 +2030,7 @@ s_poll_once (cask_worker_t *self)
     if (now >= self->next_tick) {
         s_peers_expire (self);
         s_trim_if_idle (self);
+        s_watch_memory (self);
         self->next_tick = now + S_TICK_MS * 1000;
     }
     s_flush (self);
@@ -2001,7 +2048,7 @@ s_poll_once (cask_worker_t *self)
 int
 cask_worker_run (cask_worker_t *self)
 {
-    while (!self->retired && !self->stuck
+    while (!self->retired && !self->stuck && !self->over_memory
        &&  !(self->config.interrupted && *self->config.interrupted))
         if (s_poll_once (self))
             return -1;
@@ -2208,6 +2255,7 @@ cask_worker_new (const cask_worker_config_t *config)
         return NULL;
     }
     s_spill_start (self);
+    self->rss_base = s_rss_bytes ();
     cask_log_print (self->log, CASK_LOG_INFO,
                     "serving on %s with %u executors, broker %s, libraries in %s",
                     self->endpoint, config->nthreads, self->broker_endpoint, config->dir);
@@ -2224,6 +2272,12 @@ bool
 cask_worker_stuck (cask_worker_t *self)
 {
     return self->stuck;
+}
+
+bool
+cask_worker_over_memory (cask_worker_t *self)
+{
+    return self->over_memory;
 }
 
 //  ---------------------------------------------------------------------

@@ -23,6 +23,10 @@ typedef struct _cask_worker_t cask_worker_t;
 //  Past this fraction of its memory limit, a worker spills the results it
 //  holds to disk, least recently used first.
 #define CASK_WORKER_SPILL_FRACTION 0.6
+//  Past this fraction of the limit (its resident memory), it pauses: no
+//  new task until it is back under the next one.
+#define CASK_WORKER_PAUSE_FRACTION 0.8
+#define CASK_WORKER_RESUME_FRACTION 0.7
 
 typedef struct {
     const char *broker;         //  broker endpoint, "tcp://host:port"
@@ -72,6 +76,9 @@ int cask_worker_run (cask_worker_t *self);
 //  True when run returned because a task ran past its time limit and does
 //  not return: the process should exit for its nanny to start it again.
 bool cask_worker_stuck (cask_worker_t *self);
+//  True when run returned because the process went past its memory limit:
+//  it should exit for its nanny to start it again.
+bool cask_worker_over_memory (cask_worker_t *self);
 //  The peer endpoint others connect to.
 const char *cask_worker_endpoint (cask_worker_t *self);
 

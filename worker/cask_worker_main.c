@@ -39,6 +39,7 @@
 #define S_MAX_THREADS 4096
 
 #define S_EXIT_STUCK 4                  //  a task would not stop: start again
+#define S_EXIT_MEMORY 5                 //  past the memory limit: start again
 #define S_RESTART_DELAY_MS 100          //  before a dead worker starts again
 #define S_RESTART_DELAY_MAX_MS 5000     //  while it keeps dying young
 #define S_YOUNG_MS 10000
@@ -77,7 +78,10 @@ s_usage (FILE *out)
         "                        K, M, G or T suffix (default: physical memory); past\n"
         "                        60%% of it, results spill to disk (least recently used\n"
         "                        first, into the --dir directory) and are read back when\n"
-        "                        needed; a value larger than it is refused\n"
+        "                        needed; a value larger than it is refused; when the\n"
+        "                        resident memory it grew by since it started passes 80%%\n"
+        "                        of it, the worker pauses (no new task) until under 70%%;\n"
+        "                        past 100%% the nanny restarts it\n"
         "  --fetch-timeout MS    give up on a silent peer after MS (default: %d)\n"
         "  --no-nanny            run the worker in this process: nothing restarts it\n"
         "                        when it dies (by default a nanny process does)\n"
@@ -87,8 +91,9 @@ s_usage (FILE *out)
         "  --verbose             log what happens, not only problems\n"
         "  --help                show this and exit\n"
         "\n"
-        "Exits with 0 when stopped by SIGINT or SIGTERM, or retired by the broker; 4 (with\n"
-        "--no-nanny) when a task ran past its time limit and does not return.\n",
+        "Exits with 0 when stopped by SIGINT or SIGTERM, or retired by the broker; with\n"
+        "--no-nanny, 4 when a task ran past its time limit and does not return, 5 when\n"
+        "the process went past its memory limit (a nanny starts the worker again).\n",
         CASK_MAX_RESOURCES, S_DEFAULT_FETCH_TIMEOUT_MS, CASK_HEARTBEAT_MS,
         CASK_HEARTBEAT_LIVENESS);
 }
@@ -318,7 +323,9 @@ s_run_worker (s_options_t *options)
         fprintf (stderr, "E: cannot start the worker\n");
         return 1;
     }
-    int rc = cask_worker_run (worker) ? 1 : cask_worker_stuck (worker) ? S_EXIT_STUCK : 0;
+    int rc = cask_worker_run (worker) ? 1
+           : cask_worker_stuck (worker) ? S_EXIT_STUCK
+           : cask_worker_over_memory (worker) ? S_EXIT_MEMORY : 0;
     cask_worker_destroy (&worker);
     return rc;
 }
@@ -408,6 +415,9 @@ s_nanny (s_options_t *options)
             break;
         id = told ? told : id;
         options->config.nrunning = s_running_keys (slots, options->config.nthreads, &running);
+        if (exited && WEXITSTATUS (status) == S_EXIT_MEMORY)
+            snprintf (death, sizeof death, "it used more than its memory limit");
+        else
         if (exited && WEXITSTATUS (status) == S_EXIT_STUCK)
             snprintf (death, sizeof death, "a task ran past its time limit and did not stop");
         else

@@ -317,6 +317,7 @@ s_body (s_decoder_t *self)
         case CASK_MSG_RESTART:
         case CASK_MSG_RESTARTED: break;
         case CASK_MSG_HEARTBEAT: cask_get_u32 (&self->rd); break;
+        case CASK_MSG_PAUSE: cask_get_u8 (&self->rd); break;
         case CASK_MSG_SCATTER: s_batch (self, s_scatter); break;
         case CASK_MSG_PUBLISH:
         case CASK_MSG_LOOKUP:

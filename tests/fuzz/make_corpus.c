@@ -353,6 +353,10 @@ s_broker_worker_done (s_corpus_t *self, bool ok)
     cask_stolen_t stolen = { cask_str ("t2"), 1 };
     cask_stolen_put (&self->body, &stolen);
     s_send (self, S_TO_B, CASK_MSG_STOLEN);
+    cask_put_u8 (&self->body, 1);
+    s_send (self, S_TO_B, CASK_MSG_PAUSE);
+    cask_put_u8 (&self->body, 0);
+    s_send (self, S_TO_B, CASK_MSG_PAUSE);
     s_keys (self, (const char *[]) { "t2" }, 1);
     s_send (self, S_TO_A, CASK_MSG_RELEASE);
     s_save (self, ok ? "worker-done" : "worker-failed");

@@ -1606,7 +1606,7 @@ s_trim_memory (cask_broker_t *self)
 //  Public API
 
 static int
-s_bind (cask_broker_t *self, const char *endpoint)
+s_bind (cask_broker_t *self, const char *endpoint, cask_curve_t *curve)
 {
     int zero = 0;
     self->context = zmq_ctx_new ();
@@ -1617,6 +1617,10 @@ s_bind (cask_broker_t *self, const char *endpoint)
     zmq_setsockopt (self->socket, ZMQ_SNDHWM, &zero, sizeof zero);
     zmq_setsockopt (self->socket, ZMQ_RCVHWM, &zero, sizeof zero);
     zmq_setsockopt (self->socket, ZMQ_LINGER, &zero, sizeof zero);
+    if (cask_curve_server (curve, self->context, self->socket)) {
+        cask_log_print (self->log, CASK_LOG_ERROR, "%s", cask_curve_error (curve));
+        return -1;
+    }
     if (zmq_bind (self->socket, endpoint) || s_monitor_open (self))
         return -1;
     size_t size = sizeof self->endpoint;
@@ -1625,6 +1629,12 @@ s_bind (cask_broker_t *self, const char *endpoint)
 
 cask_broker_t *
 cask_broker_new (const char *endpoint, bool verbose)
+{
+    return cask_broker_new_secure (endpoint, verbose, NULL);
+}
+
+cask_broker_t *
+cask_broker_new_secure (const char *endpoint, bool verbose, cask_curve_t *curve)
 {
     cask_broker_t *self = (cask_broker_t *) calloc (1, sizeof (cask_broker_t));
     if (!self)
@@ -1647,7 +1657,7 @@ cask_broker_new (const char *endpoint, bool verbose)
         return NULL;
     }
     zhashx_set_destructor (self->peers, (zhashx_destructor_fn *) s_peer_destroy);
-    if (s_bind (self, endpoint)) {
+    if (s_bind (self, endpoint, curve)) {
         cask_log_print (self->log, CASK_LOG_ERROR, "cannot bind to %s: %s", endpoint,
                         zmq_strerror (errno));
         cask_broker_destroy (&self);

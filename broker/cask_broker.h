@@ -13,6 +13,7 @@
 
 #include <signal.h>
 #include <stdbool.h>
+#include "cask_curve.h"
 
 #define CASK_BROKER_DEFAULT_BIND "tcp://127.0.0.1:8786"
 
@@ -21,6 +22,13 @@ typedef struct _cask_broker_t cask_broker_t;
 //  Creates a broker bound to endpoint (tcp://host:* picks a free port).
 //  verbose logs every message. Returns NULL (logged) when binding fails.
 cask_broker_t *cask_broker_new (const char *endpoint, bool verbose);
+//  cask_broker_new, with CurveZMQ when curve is not NULL: the ROUTER is a
+//  CURVE server with curve's key pair, and only clients and workers whose
+//  keys curve allows get in (its ZAP handler runs in the broker's context).
+//  curve must hold the pair and the allowed directory, and outlive the
+//  broker.
+cask_broker_t *cask_broker_new_secure (const char *endpoint, bool verbose,
+                                       cask_curve_t *curve);
 //  Stops serving and frees everything; safe on NULL and twice.
 void cask_broker_destroy (cask_broker_t **self_p);
 //  Heartbeats to workers every interval_ms (default CASK_HEARTBEAT_MS, at

@@ -1,6 +1,7 @@
 /*  cask_broker_main.c - the cask-broker command.
 
     cask-broker [--bind ENDPOINT] [--endpoint-file FILE] [--verbose] [--help]
+                [--curve-cert FILE --curve-allow DIR]
 
     Binds, says where on stdout ("cask-broker: listening on tcp://...") and,
     if asked, in FILE (written whole, then renamed into place, so a reader
@@ -27,6 +28,7 @@ s_usage (FILE *stream)
 {
     fprintf (stream,
         "usage: cask-broker [--bind ENDPOINT] [--endpoint-file FILE] [--heartbeat MS]\n"
+        "                   [--allowed-failures N] [--curve-cert FILE --curve-allow DIR]\n"
         "                   [--verbose] [--help]\n"
         "  --bind ENDPOINT       where to listen (default " CASK_BROKER_DEFAULT_BIND ";\n"
         "                        tcp://127.0.0.1:* picks a free port)\n"
@@ -34,6 +36,10 @@ s_usage (FILE *stream)
         "  --heartbeat MS        heartbeat workers every MS milliseconds (default %d); a\n"
         "                        worker silent for %d of its own intervals is taken for dead\n"
         "  --allowed-failures N  a task running on N workers that died fails (default 3)\n"
+        "  --curve-cert FILE     use CurveZMQ: encrypt all traffic, with the key pair in\n"
+        "                        FILE and FILE_secret (made by cask-keygen); needs\n"
+        "  --curve-allow DIR     the public certificates of the clients and workers let\n"
+        "                        in (any other key is refused before it says a word)\n"
         "  --verbose             log every message\n", CASK_HEARTBEAT_MS, CASK_HEARTBEAT_LIVENESS);
 }
 
@@ -58,6 +64,23 @@ s_write_endpoint (const char *path, const char *endpoint)
     return rc;
 }
 
+//  The broker's CurveZMQ: its key pair and the keys it lets in, both
+//  needed. NULL after saying what is wrong.
+static cask_curve_t *
+s_curve_new (const char *cert, const char *allow)
+{
+    if (!cert || !allow) {
+        fprintf (stderr, "E: cask-broker: --curve-cert and --curve-allow go together\n");
+        return NULL;
+    }
+    cask_curve_t *curve = cask_curve_new ("cask-broker");
+    if (curve && cask_curve_load (curve, cert) == 0 && cask_curve_set_allowed (curve, allow) == 0)
+        return curve;
+    fprintf (stderr, "E: cask-broker: %s\n", curve ? cask_curve_error (curve) : "out of memory");
+    cask_curve_destroy (&curve);
+    return NULL;
+}
+
 static void
 s_catch_signals (void)
 {
@@ -77,6 +100,7 @@ main (int argc, char *argv [])
     bool verbose = false;
     long heartbeat = CASK_HEARTBEAT_MS;
     long allowed_failures = 3;
+    const char *curve_cert = NULL, *curve_allow = NULL;
     for (int i = 1; i < argc; i++) {
         char *end = NULL;
         if (strcmp (argv [i], "--bind") == 0 && i + 1 < argc)
@@ -94,6 +118,12 @@ main (int argc, char *argv [])
         if (strcmp (argv [i], "--endpoint-file") == 0 && i + 1 < argc)
             endpoint_file = argv [++i];
         else
+        if (strcmp (argv [i], "--curve-cert") == 0 && i + 1 < argc)
+            curve_cert = argv [++i];
+        else
+        if (strcmp (argv [i], "--curve-allow") == 0 && i + 1 < argc)
+            curve_allow = argv [++i];
+        else
         if (strcmp (argv [i], "--verbose") == 0)
             verbose = true;
         else
@@ -107,21 +137,31 @@ main (int argc, char *argv [])
             return EXIT_FAILURE;
         }
     }
-    s_catch_signals ();
-    cask_broker_t *broker = cask_broker_new (bind, verbose);
-    if (!broker)
+    cask_curve_t *curve = NULL;
+    if ((curve_cert || curve_allow) && !(curve = s_curve_new (curve_cert, curve_allow)))
         return EXIT_FAILURE;
+    s_catch_signals ();
+    cask_broker_t *broker = cask_broker_new_secure (bind, verbose, curve);
+    if (!broker) {
+        cask_curve_destroy (&curve);
+        return EXIT_FAILURE;
+    }
     cask_broker_set_heartbeat (broker, (unsigned) heartbeat);
     cask_broker_set_allowed_failures (broker, (unsigned) allowed_failures);
     printf ("cask-broker: listening on %s\n", cask_broker_endpoint (broker));
+    if (curve)
+        printf ("cask-broker: CurveZMQ with the key %s, letting in the keys in %s\n",
+                cask_curve_public_key (curve), curve_allow);
     fflush (stdout);
     if (endpoint_file && s_write_endpoint (endpoint_file, cask_broker_endpoint (broker))) {
         fprintf (stderr, "E: cask-broker: cannot write %s\n", endpoint_file);
         cask_broker_destroy (&broker);
+        cask_curve_destroy (&curve);
         return EXIT_FAILURE;
     }
     int rc = cask_broker_run (broker, &s_stop);
     cask_broker_destroy (&broker);
+    cask_curve_destroy (&curve);
     if (endpoint_file)
         remove (endpoint_file);
     return rc ? EXIT_FAILURE : EXIT_SUCCESS;

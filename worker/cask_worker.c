@@ -835,7 +835,8 @@ s_peer_require (cask_worker_t *self, cask_str_t endpoint, const char **why)
         zmq_setsockopt (peer->socket, ZMQ_SNDHWM, &zero, sizeof zero);
         zmq_setsockopt (peer->socket, ZMQ_RCVHWM, &zero, sizeof zero);
     }
-    if (!peer->socket || zmq_connect (peer->socket, peer->endpoint)) {
+    if (!peer->socket || cask_curve_to_workers (self->config.curve, peer->socket)
+    ||  zmq_connect (peer->socket, peer->endpoint)) {
         *why = peer->socket ? "not an endpoint this worker can connect to" : "no socket";
         s_peer_destroy (&peer);
         return NULL;
@@ -1506,7 +1507,9 @@ static int s_connect_broker (cask_worker_t *self);
 static void
 s_reconnect (cask_worker_t *self, const char *why)
 {
-    cask_log_print (self->log, CASK_LOG_WARNING, "%s: connecting to the broker again", why);
+    const char *refusal = cask_curve_refusal (self->config.curve);
+    cask_log_print (self->log, CASK_LOG_WARNING, "%s%s%s%s: connecting to the broker again",
+                    why, refusal ? " (" : "", refusal ? refusal : "", refusal ? ")" : "");
     s_new_epoch (self, why);
     int zero = 0;
     zmq_setsockopt (self->broker, ZMQ_LINGER, &zero, sizeof zero);
@@ -2110,6 +2113,10 @@ s_bind_router (cask_worker_t *self)
     int zero = 0;
     zmq_setsockopt (self->router, ZMQ_LINGER, &zero, sizeof zero);
     zmq_setsockopt (self->router, ZMQ_SNDHWM, &zero, sizeof zero);
+    if (cask_curve_server (self->config.curve, self->ctx, self->router)) {
+        cask_log_print (self->log, CASK_LOG_ERROR, "%s", cask_curve_error (self->config.curve));
+        return -1;
+    }
     if (zmq_bind (self->router, self->config.listen)) {
         cask_log_print (self->log, CASK_LOG_ERROR, "cannot listen on %s: %s",
                         self->config.listen, zmq_strerror (errno));
@@ -2147,7 +2154,9 @@ s_connect_broker (cask_worker_t *self)
     zmq_setsockopt (self->broker, ZMQ_SNDTIMEO, &linger, sizeof linger);
     zmq_setsockopt (self->broker, ZMQ_SNDHWM, &zero, sizeof zero);
     zmq_setsockopt (self->broker, ZMQ_RCVHWM, &zero, sizeof zero);
-    if (zmq_connect (self->broker, self->broker_endpoint)) {
+    if (cask_curve_to_broker (self->config.curve, self->broker)
+    ||  cask_curve_watch (self->config.curve, self->ctx, self->broker)
+    ||  zmq_connect (self->broker, self->broker_endpoint)) {
         cask_log_print (self->log, CASK_LOG_ERROR, "cannot connect to the broker at %s: %s",
                         self->broker_endpoint, zmq_strerror (errno));
         zmq_close (self->broker);
@@ -2322,6 +2331,7 @@ cask_worker_destroy (cask_worker_t **self_p)
     s_close_socket (&self->broker);
     s_close_socket (&self->router);
     s_close_socket (&self->finished);
+    cask_curve_close (self->config.curve);
     if (self->ctx)
         zmq_ctx_term (self->ctx);
     if (self->fetches)

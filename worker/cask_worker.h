@@ -16,6 +16,7 @@
 #include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include "cask_curve.h"
 #include "cask_proto.h"
 
 typedef struct _cask_worker_t cask_worker_t;
@@ -57,6 +58,12 @@ typedef struct {
     uint8_t nresources;
     cask_resource_t resources [CASK_MAX_RESOURCES];
     volatile sig_atomic_t *interrupted;     //  run returns once nonzero; may be NULL
+    //  CurveZMQ, or NULL: the peer socket is a CURVE server with curve's
+    //  pair letting in the keys it allows (a ZAP handler in the worker's
+    //  context), and the worker is a CURVE client of the broker and of its
+    //  peers with the broker's and the workers' keys. Not copied: it must
+    //  outlive the worker
+    cask_curve_t *curve;
 } cask_worker_config_t;
 
 //  Binds the peer socket, starts the executors and says HELLO to the

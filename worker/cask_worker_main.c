@@ -88,6 +88,14 @@ s_usage (FILE *out)
         "  --heartbeat MS        heartbeat the broker every MS (default: %d); a broker\n"
         "                        silent for %d of its intervals is taken for gone: the\n"
         "                        worker drops everything and connects again\n"
+        "  --curve-cert FILE     use CurveZMQ: encrypt all traffic, with the key pair in\n"
+        "                        FILE and FILE_secret (made by cask-keygen), which every\n"
+        "                        worker of the cluster shares: clients and workers use\n"
+        "                        its public key to reach the peer socket; needs\n"
+        "  --curve-broker-key KEY  the broker's public key: its certificate file, or its\n"
+        "                        40 characters of Z85 text, and\n"
+        "  --curve-allow DIR     the public certificates of the clients and workers let\n"
+        "                        into the peer socket\n"
         "  --verbose             log what happens, not only problems\n"
         "  --help                show this and exit\n"
         "\n"
@@ -199,6 +207,9 @@ typedef struct {
     char name [256];
     bool made_dir;
     bool no_nanny;
+    const char *curve_cert;     //  --curve-*, from argv
+    const char *curve_broker_key;
+    const char *curve_allow;
     cask_worker_config_t config;
 } s_options_t;
 
@@ -231,6 +242,9 @@ s_parse_options (s_options_t *options, int argc, char *argv [])
         { "fetch-timeout", required_argument, NULL, 't' },
         { "heartbeat", required_argument, NULL, 'H' },
         { "no-nanny", no_argument, NULL, 'X' },
+        { "curve-cert", required_argument, NULL, 'C' },
+        { "curve-broker-key", required_argument, NULL, 'B' },
+        { "curve-allow", required_argument, NULL, 'A' },
         { "verbose", no_argument, NULL, 'v' },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 }
@@ -295,6 +309,15 @@ s_parse_options (s_options_t *options, int argc, char *argv [])
                 }
                 config->heartbeat_ms = (uint32_t) number;
                 break;
+            case 'C':
+                options->curve_cert = optarg;
+                break;
+            case 'B':
+                options->curve_broker_key = optarg;
+                break;
+            case 'A':
+                options->curve_allow = optarg;
+                break;
             case 'v':
                 config->verbose = true;
                 break;
@@ -312,6 +335,34 @@ s_parse_options (s_options_t *options, int argc, char *argv [])
     }
     s_endpoint (argv [optind], options->broker, sizeof options->broker);
     return 0;
+}
+
+//  The worker's CurveZMQ from --curve-*, all three needed, into
+//  config.curve: its pair serves the peer socket too, so the workers' key is
+//  its own public key. Made before the nanny forks, so that a bad option
+//  stops it at once; the ZAP handler starts in the worker process. Returns
+//  0, or -1 after saying what is wrong.
+static int
+s_curve_from_options (s_options_t *options)
+{
+    if (!options->curve_cert && !options->curve_broker_key && !options->curve_allow)
+        return 0;
+    if (!options->curve_cert || !options->curve_broker_key || !options->curve_allow) {
+        fprintf (stderr, "E: --curve-cert, --curve-broker-key and --curve-allow go together\n");
+        return -1;
+    }
+    cask_curve_t *curve = cask_curve_new (options->name);
+    if (curve
+    &&  cask_curve_load (curve, options->curve_cert) == 0
+    &&  cask_curve_set_broker_key (curve, options->curve_broker_key) == 0
+    &&  cask_curve_set_workers_key (curve, cask_curve_public_key (curve)) == 0
+    &&  cask_curve_set_allowed (curve, options->curve_allow) == 0) {
+        options->config.curve = curve;
+        return 0;
+    }
+    fprintf (stderr, "E: %s\n", curve ? cask_curve_error (curve) : "out of memory");
+    cask_curve_destroy (&curve);
+    return -1;
 }
 
 //  Runs the worker in this process until it stops. Returns the exit status.
@@ -450,18 +501,23 @@ main (int argc, char *argv [])
     int parsed = s_parse_options (&options, argc, argv);
     if (parsed)
         return parsed > 0 ? 0 : 2;
+    if (s_curve_from_options (&options))
+        return 2;
 
     if (options.dir [0] == 0) {
         snprintf (options.dir, sizeof options.dir, "/tmp/cask-worker-XXXXXX");
         if (!mkdtemp (options.dir)) {
             fprintf (stderr, "E: cannot make a directory in /tmp: %s\n", strerror (errno));
+            cask_curve_destroy (&options.config.curve);
             return 1;
         }
         options.made_dir = true;
     }
     else
-    if (s_prepare_dir (options.dir))
+    if (s_prepare_dir (options.dir)) {
+        cask_curve_destroy (&options.config.curve);
         return 1;
+    }
 
     s_handle_signals ();
     options.config.broker = options.broker;
@@ -472,5 +528,6 @@ main (int argc, char *argv [])
     int rc = options.no_nanny ? s_run_worker (&options) : s_nanny (&options);
     if (options.made_dir)
         s_remove_dir (options.dir);
+    cask_curve_destroy (&options.config.curve);
     return rc;
 }

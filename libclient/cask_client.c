@@ -19,6 +19,7 @@
     each task record then carries as is and its key hashes.
 */
 #include "cask_client_internal.h"
+#include "cask_curve.h"
 #include "cask_hash.h"
 #include "cask_keymap.h"
 #include "cask_local.h"
@@ -67,6 +68,7 @@ typedef struct {
 struct _cask_client_t {
     void *context;
     void *broker;               //  DEALER to the broker
+    cask_curve_t *curve;        //  CurveZMQ (cask_client_new_secure), or NULL
     char *address;
     bool welcomed;
     char *broker_error;         //  last ERROR that was about no key we hold
@@ -935,7 +937,8 @@ s_worker_connect (cask_client_t *self, s_worker_t *worker)
     if (worker->socket)
         return 0;
     worker->socket = s_new_socket (self, ZMQ_DEALER, 0);
-    if (worker->socket && zmq_connect (worker->socket, worker->endpoint) == 0)
+    if (worker->socket && cask_curve_to_workers (self->curve, worker->socket) == 0
+    &&  zmq_connect (worker->socket, worker->endpoint) == 0)
         return 0;
     if (worker->socket)
         zmq_close (worker->socket);
@@ -1035,13 +1038,22 @@ s_client_new (const char *address)
     return self;
 }
 
-//  Connects to the broker at address and waits for its welcome
+//  Connects to the broker at address, with CurveZMQ when curve is not
+//  NULL (the client takes it), and waits for its welcome
 static cask_client_t *
-s_client_connect (const char *address, int timeout_ms)
+s_client_connect (const char *address, cask_curve_t *curve, int timeout_ms)
 {
     cask_client_t *self = s_client_new (address);
     if (!self) {
+        cask_curve_destroy (&curve);
         s_set_last_error ("out of memory");
+        return NULL;
+    }
+    self->curve = curve;
+    if (self->broker && (cask_curve_to_broker (curve, self->broker)
+                     ||  cask_curve_watch (curve, self->context, self->broker))) {
+        s_set_last_error ("CurveZMQ: %s", cask_curve_error (curve));
+        cask_client_destroy (&self);
         return NULL;
     }
     if (!self->broker || zmq_connect (self->broker, self->address)) {
@@ -1049,9 +1061,17 @@ s_client_connect (const char *address, int timeout_ms)
         cask_client_destroy (&self);
         return NULL;
     }
-    if (s_send_hello (self)
-    ||  cask_client_wait (self, s_welcomed, self, timeout_ms)) {
-        s_set_last_error ("no broker answered at %s within %d ms", self->address, timeout_ms);
+    int waited = s_send_hello (self) ? -1 : cask_client_wait (self, s_welcomed, self, timeout_ms);
+    //  What the handshakes said, with CurveZMQ (a refused key); stops watching
+    const char *refusal = cask_curve_refusal (curve);
+    if (waited) {
+        if (refusal)
+            s_set_last_error ("the broker at %s did not let this client in: %s",
+                              self->address, refusal);
+        else
+            s_set_last_error ("no broker answered at %s within %d ms%s", self->address,
+                              timeout_ms, curve ? "" : " (a broker that uses CurveZMQ "
+                              "answers only cask_client_new_secure)");
         cask_client_destroy (&self);
         return NULL;
     }
@@ -1070,7 +1090,35 @@ cask_client_new (const char *address, int timeout_ms)
         address = getenv ("CASK_BROKER");
     if (!address || !*address)
         return cask_client_new_local (0, 0, timeout_ms);
-    return s_client_connect (address, timeout_ms);
+    const char *cert = getenv ("CASK_CURVE_CERT");
+    if (cert && *cert)
+        return cask_client_new_secure (address, cert, getenv ("CASK_CURVE_BROKER_KEY"),
+                                       getenv ("CASK_CURVE_WORKERS_KEY"), timeout_ms);
+    return s_client_connect (address, NULL, timeout_ms);
+}
+
+cask_client_t *
+cask_client_new_secure (const char *address, const char *cert, const char *broker_key,
+                        const char *workers_key, int timeout_ms)
+{
+    if (!address || !*address)
+        address = getenv ("CASK_BROKER");
+    if (!address || !*address) {
+        s_set_last_error ("a secure client needs the broker's address (or $CASK_BROKER)");
+        return NULL;
+    }
+    cask_curve_t *curve = cask_curve_new (NULL);
+    if (!curve) {
+        s_set_last_error ("out of memory");
+        return NULL;
+    }
+    if (cask_curve_load (curve, cert) || cask_curve_set_broker_key (curve, broker_key)
+    ||  cask_curve_set_workers_key (curve, workers_key ? workers_key : broker_key)) {
+        s_set_last_error ("CurveZMQ: %s", cask_curve_error (curve));
+        cask_curve_destroy (&curve);
+        return NULL;
+    }
+    return s_client_connect (address, curve, timeout_ms);
 }
 
 //  The deadline of a call that may take timeout_ms (-1: none)
@@ -1120,7 +1168,8 @@ cask_client_new_local (size_t nworkers, int nthreads, int timeout_ms)
         s_set_last_error ("%s", error);
         return NULL;
     }
-    cask_client_t *self = s_client_connect (cask_local_address (local), s_remaining (deadline));
+    cask_client_t *self = s_client_connect (cask_local_address (local), NULL,
+                                            s_remaining (deadline));
     if (!self) {
         //  the broker's own words say more than a timeout
         if (cask_local_check (local, error, sizeof error) == 0)
@@ -1161,6 +1210,7 @@ cask_client_destroy (cask_client_t **self_p)
     }
     for (size_t index = 0; index < self->nworkers; index++)
         s_worker_close (&self->workers [index]);
+    cask_curve_destroy (&self->curve);
     if (self->context)
         zmq_ctx_term (self->context);
     //  After the sockets closed, so that BYE reached the broker

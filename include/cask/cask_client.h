@@ -38,9 +38,28 @@ const char *cask_status_name (cask_status_t status);
 //  and waits up to timeout_ms for its welcome. NULL address means
 //  $CASK_BROKER; when that is unset too, starts a local cluster of the
 //  default size instead (cask_client_new_local (0, 0, timeout_ms)), as
-//  Dask's Client() does. Returns the client, or NULL
-//  (cask_client_last_error says why).
+//  Dask's Client() does. With $CASK_CURVE_CERT set (and a broker address),
+//  connects as cask_client_new_secure does, with $CASK_CURVE_CERT,
+//  $CASK_CURVE_BROKER_KEY and $CASK_CURVE_WORKERS_KEY. Returns the client,
+//  or NULL (cask_client_last_error says why).
 cask_client_t *cask_client_new (const char *address, int timeout_ms);
+//  Connects to a cluster that uses CurveZMQ (cask-broker --curve-cert):
+//  all traffic, to the broker and to the workers, is encrypted, and the
+//  broker and the workers let in only the keys they allow. cert is this
+//  client's certificate as cask-keygen makes it (cert holds the public key,
+//  cert_secret beside it the secret one); broker_key the broker's public
+//  key and workers_key the one that every worker of the cluster shares
+//  (cask-worker --curve-cert), each as its certificate file (the public
+//  one is enough) or its 40 characters of Z85 text; workers_key NULL means
+//  broker_key (a cluster whose broker and workers share one pair). NULL
+//  address means $CASK_BROKER. Returns the client, or NULL when a key
+//  cannot be read or the broker does not welcome it within timeout_ms:
+//  cask_client_last_error says which, and says when the broker refused
+//  this client's key ("the server refused this CURVE key ...: it is not
+//  among the keys the server allows").
+cask_client_t *cask_client_new_secure (const char *address, const char *cert,
+                                       const char *broker_key, const char *workers_key,
+                                       int timeout_ms);
 //  Starts a local cluster and connects to it: cask-broker on a free
 //  loopback port and nworkers cask-worker processes of nthreads threads
 //  each, all child processes of the caller, logging into a fresh temp dir

@@ -57,6 +57,7 @@ struct _cask_harness_t {
     char *endpoint_file;
     char broker_address [256];
     s_proc_t broker;
+    char **broker_extra;        //  more arguments for the broker, NULL-terminated
     s_proc_t workers [MAX_WORKERS];
     atomic_size_t nworkers;     //  workers [0..nworkers) are set up
     void *ctx;                  //  for STATUS queries
@@ -557,12 +558,17 @@ static int s_read_endpoint (cask_harness_t *self)
 static int s_start_broker (cask_harness_t *self)
 {
     char *log = s_strdup_printf ("%s/broker.log", self->dir);
-    char *argv [] = {
+    char *argv [32] = {
         (char *) s_broker_bin (), "--bind",
         *self->broker_address ? self->broker_address : "tcp://127.0.0.1:*",
-        "--endpoint-file", self->endpoint_file,
-        s_verbose () ? "--verbose" : NULL, NULL
+        "--endpoint-file", self->endpoint_file
     };
+    size_t argc = 5;
+    if (s_verbose ())
+        argv [argc++] = "--verbose";
+    for (size_t e = 0; self->broker_extra && self->broker_extra [e] && argc < 31; e++)
+        argv [argc++] = self->broker_extra [e];
+    argv [argc] = NULL;
     int rc = log ? s_spawn (&self->broker, argv, log, "broker") : -1;
     free (log);
     if (rc)
@@ -585,9 +591,24 @@ static int s_start_broker (cask_harness_t *self)
 
 cask_harness_t *cask_harness_new (void)
 {
+    return cask_harness_new_with (NULL);
+}
+
+cask_harness_t *cask_harness_new_with (const char *const *broker_extra)
+{
     cask_harness_t *self = calloc (1, sizeof *self);
     if (!self)
         return NULL;
+    size_t nextra = 0;
+    while (broker_extra && broker_extra [nextra])
+        nextra++;
+    self->broker_extra = calloc (nextra + 1, sizeof (char *));
+    if (!self->broker_extra) {
+        free (self);
+        return NULL;
+    }
+    for (size_t e = 0; e < nextra; e++)
+        self->broker_extra [e] = strdup (broker_extra [e]);
     const char *tmp = getenv ("TMPDIR");
     self->dir = s_strdup_printf ("%s/cask-test-XXXXXX", tmp && *tmp ? tmp : "/tmp");
     if (!self->dir || !mkdtemp (self->dir)) {
@@ -641,6 +662,9 @@ void cask_harness_destroy (cask_harness_t **self_p)
     s_proc_fini (&self->broker);
     for (size_t i = 0; i < self->nworkers; i++)
         s_proc_fini (&self->workers [i]);
+    for (size_t e = 0; self->broker_extra && self->broker_extra [e]; e++)
+        free (self->broker_extra [e]);
+    free (self->broker_extra);
     free (self->endpoint_file);
     free (self->dir);
     free (self);

@@ -41,6 +41,9 @@ typedef struct _cask_harness_t cask_harness_t;
 //  Starts a broker in a new temp dir and waits until it is bound. Returns
 //  the harness, or NULL (the reason and the broker's log on stderr).
 cask_harness_t *cask_harness_new (void);
+//  cask_harness_new with extra arguments for the broker (NULL-terminated,
+//  copied; kept for cask_harness_restart_broker), e.g. --curve-cert FILE.
+cask_harness_t *cask_harness_new_with (const char *const *broker_extra);
 //  cask_harness_new, then nworkers workers of nthreads each, then waits
 //  until the broker reports them all. NULL on failure (logs on stderr).
 cask_harness_t *cask_harness_start (size_t nworkers, int nthreads);

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/file.h>
+#include <sys/mman.h>
 #include <time.h>
 #include <unistd.h>
 #include "cask/cask_task.h"
@@ -85,7 +86,9 @@ static int noop (cask_call_t *call)
 }
 
 //  hog (mb, ms): mb, after holding mb megabytes (touched) for ms
-//  milliseconds.
+//  milliseconds. The memory is mapped and unmapped directly, so that it
+//  leaves the process at once, whatever the allocator (AddressSanitizer's
+//  keeps freed blocks in quarantine).
 static int hog (cask_call_t *call)
 {
     int64_t mb, ms;
@@ -93,19 +96,23 @@ static int hog (cask_call_t *call)
         return -1;
     if (mb < 0 || mb > 65536 || ms < 0 || ms > 600000)
         return cask_fail (call, "hog: mb or ms out of range");
-    char *memory = malloc ((size_t) mb << 20);
-    if (!memory)
+    size_t size = (size_t) mb << 20;
+    char *memory = mb ? mmap (NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+                              -1, 0) : NULL;
+    if (mb && memory == MAP_FAILED)
         return cask_fail (call, "hog: out of memory");
+    if (!mb)
+        return cask_return_int64 (call, 0);
     memset (memory, 1, (size_t) mb << 20);
     struct timespec pause = { ms / 1000, (ms % 1000) * 1000000L };
     nanosleep (&pause, NULL);
-    int64_t sum = memory [0] + memory [((size_t) mb << 20) - 1];
-    free (memory);
+    int64_t sum = memory [0] + memory [size - 1];
+    munmap (memory, size);
     return cask_return_int64 (call, mb + sum - 2);
 }
 
-//  crash (how): kills the worker that runs it: "abort", "kill" (SIGKILL
-//  to itself) or "exit" (status 3); anything else fails the task.
+//  crash (how): kills the worker that runs it: "abort", "segv", "kill"
+//  (SIGKILL to itself) or "exit" (status 3); anything else fails the task.
 static int crash (cask_call_t *call)
 {
     const char *how;
@@ -113,6 +120,8 @@ static int crash (cask_call_t *call)
         return -1;
     if (strcmp (how, "abort") == 0)
         abort ();
+    if (strcmp (how, "segv") == 0)
+        raise (SIGSEGV);
     if (strcmp (how, "kill") == 0)
         raise (SIGKILL);
     if (strcmp (how, "exit") == 0)
@@ -194,7 +203,7 @@ CASK_LIBRARY (
     CASK_EXPORT (digest, "digest(bytes...): FNV-1a of the bytes, as int64")
     CASK_EXPORT (nap, "nap(ms, x): x after sleeping ms milliseconds")
     CASK_EXPORT (noop, "noop(x): the int64 x, at once")
-    CASK_EXPORT (crash, "crash(how): kills its worker: abort, kill or exit")
+    CASK_EXPORT (crash, "crash(how): kills its worker: abort, segv, kill or exit")
     CASK_EXPORT (hog, "hog(mb, ms): mb, after holding mb MB for ms milliseconds")
     CASK_EXPORT (append_line, "append_line(path, x): x, after appending x as a line to path")
     CASK_EXPORT (fail_times, "fail_times(path, n, x): fails the first n runs, then x")

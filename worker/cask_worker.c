@@ -1934,7 +1934,7 @@ static void
 s_watch_memory (cask_worker_t *self)
 {
     uint64_t limit = self->config.memory_limit;
-    uint64_t resident = s_rss_bytes ();
+    uint64_t resident = self->config.own_process ? s_rss_bytes () : 0;
     if (!limit || resident <= self->rss_base)
         return;
     uint64_t rss = resident - self->rss_base;

@@ -38,6 +38,11 @@ typedef struct {
     uint64_t memory_limit;      //  bytes, as told to the broker
     int fetch_timeout_ms;       //  a peer silent this long fails its fetches
     uint32_t heartbeat_ms;      //  heartbeat the broker this often (0: CASK_HEARTBEAT_MS)
+    //  The process is the worker's own (cask-worker): its resident memory
+    //  is watched against memory_limit (pause, and end past it). A worker
+    //  embedded in another program leaves this false: only its results
+    //  are held to the limit (they spill)
+    bool own_process;
     //  Under a nanny: the id of the worker whose process died before this
     //  one (0: none), how it died and the keys of the tasks it was running
     //  (nrunning str8 entries), told the broker in the first HELLO (copied);

@@ -525,6 +525,7 @@ main (int argc, char *argv [])
     options.config.dir = options.dir;
     options.config.name = options.name;
     options.config.interrupted = &s_interrupted;
+    options.config.own_process = true;
     int rc = options.no_nanny ? s_run_worker (&options) : s_nanny (&options);
     if (options.made_dir)
         s_remove_dir (options.dir);

@@ -8,8 +8,10 @@
     and fire-and-forget. Whether a task ran is told by a trace it leaves in
     a file (append_line, fail_times of the tests' task library).
 */
+#define _GNU_SOURCE
 #include <check.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -281,6 +283,58 @@ END_TEST
 
 //  ---------------------------------------------------------------------
 //  cancel and restart
+
+//  Runs cask_progress over n naps with stderr on fd, restored after.
+static int s_progress_to (int fd, int64_t base)
+{
+    enum { N = 10 };
+    cask_future_t *naps [N];
+    for (int i = 0; i < N; i++)
+        naps [i] = s_nap (60, base + i);
+    fflush (stderr);
+    int saved = dup (STDERR_FILENO);
+    ck_assert_int_ge (saved, 0);
+    ck_assert_int_ge (dup2 (fd, STDERR_FILENO), 0);
+    int done = cask_progress (client, naps, N, RESULT_TIMEOUT);
+    fflush (stderr);
+    dup2 (saved, STDERR_FILENO);
+    close (saved);
+    cask_futures_destroy (naps, N);
+    return done;
+}
+
+//  The progress bar draws itself on a terminal and stays quiet elsewhere.
+START_TEST (test_progress_bar)
+{
+    s_register_testlib (client);
+    char path [] = "/tmp/cask-progress-XXXXXX";
+    int file = mkstemp (path);
+    ck_assert_int_ge (file, 0);
+    ck_assert_int_eq (s_progress_to (file, 0), 10);
+    ck_assert_int_eq (lseek (file, 0, SEEK_END), 0);        //  not a terminal: nothing
+    close (file);
+    unlink (path);
+
+    int master = posix_openpt (O_RDWR | O_NOCTTY);
+    ck_assert_int_ge (master, 0);
+    ck_assert_int_eq (grantpt (master), 0);
+    ck_assert_int_eq (unlockpt (master), 0);
+    int slave = open (ptsname (master), O_RDWR | O_NOCTTY);
+    ck_assert_int_ge (slave, 0);
+    ck_assert_int_eq (s_progress_to (slave, 100), 10);
+    close (slave);
+    char text [8192];
+    size_t size = 0;
+    fcntl (master, F_SETFL, O_NONBLOCK);
+    ssize_t got;
+    while (size < sizeof text - 1 && (got = read (master, text + size, sizeof text - 1 - size)) > 0)
+        size += (size_t) got;
+    text [size] = 0;
+    close (master);
+    ck_assert_msg (strstr (text, "[########################################] 100% 10/10 done"),
+                   "the terminal shows: %s", text);
+}
+END_TEST
 
 START_TEST (test_cancel_with_dependants)
 {
@@ -647,6 +701,7 @@ int main (void)
     tcase_add_test (tc, test_as_completed_with_results);
     tcase_add_test (tc, test_as_completed_add_and_timeout);
     tcase_add_test (tc, test_wait_all_and_first);
+    tcase_add_test (tc, test_progress_bar);
     tcase_add_test (tc, test_cancel_with_dependants);
     tcase_add_test (tc, test_restart);
     tcase_add_test (tc, test_scatter);

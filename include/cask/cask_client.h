@@ -220,6 +220,13 @@ typedef enum { CASK_WAIT_ALL = 0, CASK_WAIT_FIRST = 1 } cask_wait_t;
 int cask_wait (cask_client_t *self, cask_future_t **futures, size_t n,
                cask_wait_t mode, int timeout_ms);
 
+//  Draws a progress bar of the futures on stderr, like Dask's progress(),
+//  "[####----] 50% 5/10 done, 1 erred, 1.2 s", redrawn in place every
+//  100 ms until all are done (finished, erred or cancelled) or timeout_ms
+//  passes; writes nothing when stderr is not a terminal. Blocks. Returns
+//  the number done, or -1 on a bad argument or a lost connection.
+int cask_progress (cask_client_t *self, cask_future_t **futures, size_t n, int timeout_ms);
+
 //  Cancels the futures: tasks that have not run will not run, tasks that
 //  depend on them are cancelled too, and cask_future_result on any of them
 //  says cancelled. Cancelling a cancelled or finished-and-released future

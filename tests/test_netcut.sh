@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # test_netcut.sh - a worker's link cut while a graph runs, then mended.
 # Network namespaces joined by veth pairs to a bridge in a fourth namespace,
-# as in test_netns.sh (nothing is added to the root namespace):
+# as tests/netns_lib.sh makes them (nothing is added to the root namespace):
 #
 #   A 10.77.0.1  cask-broker, and the client (tests/netcut_client)
 #   B 10.77.0.2  cask-worker --name wB
@@ -51,69 +51,15 @@ CUT_GONE_S=10                   # heartbeats: 4 s of silence, checked each 1 s
 CLIENT_S=45                     # the whole first graph, cut and all
 REJOIN_S=15                     # C: 4 s of silence, then a new connection
 
-# Unique per run: several checkouts may test at once on one machine.
-tag=cask$$-$RANDOM
-NS_A=$tag-a NS_B=$tag-b NS_C=$tag-c NS_BR=$tag-br
-TMP=$(mktemp -d "${TMPDIR:-/tmp}/cask-netcut.XXXXXX")
-pids=()
-created=()
-
-cleanup () {
-    local rc=$? pid ns
-    trap - EXIT INT TERM HUP
-    for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-    for pid in "${pids[@]}"; do
-        for _ in 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20; do
-            kill -0 "$pid" 2>/dev/null || break
-            sleep 0.1
-        done
-        kill -KILL "$pid" 2>/dev/null || true
-    done
-    # Anything else left in our namespaces was started by this test.
-    for ns in "${created[@]}"; do
-        for pid in $(ip netns pids "$ns" 2>/dev/null); do kill -KILL "$pid" 2>/dev/null || true; done
-    done
-    wait 2>/dev/null || true
-    for ns in "${created[@]}"; do ip netns del "$ns" 2>/dev/null || true; done
-    if (( rc != 0 )); then
-        for log in "$TMP"/*.log; do
-            [[ -e $log ]] || continue
-            say "--- $log (last lines)"
-            tail -n 40 "$log" >&2
-        done
-    fi
-    rm -rf "$TMP"
-    exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-trap 'exit 129' HUP
-
-# (Processes in the background are started by ip netns exec itself, which
-# execs them: $! is theirs, and the TERM of the cleanup reaches them.)
-in_ns () { local ns=$1; shift; ip netns exec "$ns" "$@"; }
+# shellcheck source=netns_lib.sh
+. "$SCRIPT_DIR/netns_lib.sh"
+netns_init netcut
 now_ms () { local t=${EPOCHREALTIME/./}; echo $((t / 1000)); }
 since () { printf '%d.%03d s' $(( ($(now_ms) - $1) / 1000 )) $(( ($(now_ms) - $1) % 1000 )); }
 START=$(now_ms)
 
 # --- the network ------------------------------------------------------------
-for ns in "$NS_BR" "$NS_A" "$NS_B" "$NS_C"; do
-    ip netns add "$ns" || { (( ${#created[@]} )) || skip "cannot create network namespaces"; exit 1; }
-    created+=("$ns")
-    ip -n "$ns" link set lo up
-done
-ip -n "$NS_BR" link add br0 type bridge 2>/dev/null || skip "no bridge support in this kernel"
-ip -n "$NS_BR" link set br0 up
-host=1
-for ns in "$NS_A" "$NS_B" "$NS_C"; do
-    ip -n "$NS_BR" link add "veth$host" type veth peer name eth0 netns "$ns"
-    ip -n "$NS_BR" link set "veth$host" master br0
-    ip -n "$NS_BR" link set "veth$host" up
-    ip -n "$ns" addr add "10.77.0.$host/24" dev eth0
-    ip -n "$ns" link set eth0 up
-    host=$((host + 1))
-done
+netns_network
 # C's link: its veth on the bridge (a pulled cable), or its own eth0.
 link_c () {
     if [[ $HOW == bridge ]]; then ip -n "$NS_BR" link set veth3 "$1"
@@ -121,16 +67,7 @@ link_c () {
 }
 
 # --- the cluster ------------------------------------------------------------
-ip netns exec "$NS_A" "$BROKER" --bind 'tcp://10.77.0.1:*' --endpoint-file "$TMP/broker.endpoint" \
-    </dev/null >"$TMP/broker.log" 2>&1 &
-pids+=($!)
-deadline=$((SECONDS + 10))
-until [[ -s $TMP/broker.endpoint ]]; do
-    kill -0 "${pids[0]}" 2>/dev/null || { say "the broker exited"; exit 1; }
-    (( SECONDS < deadline )) || { say "the broker did not bind in 10 s"; exit 1; }
-    sleep 0.05
-done
-address=$(head -n 1 "$TMP/broker.endpoint")
+netns_broker "$BROKER"
 for host in B C; do
     ns=NS_$host ip=$([[ $host == B ]] && echo 10.77.0.2 || echo 10.77.0.3)
     mkdir -p "$TMP/w$host"

@@ -52,78 +52,18 @@ for file in "$BROKER" "$WORKER" "$STATUS" "$CLIENT" "$LIB"; do
     [[ -e $file ]] || { say "missing $file"; exit 1; }
 done
 
-# Unique per run: several checkouts may test at once on one machine.
-tag=cask$$-$RANDOM
-NS_A=$tag-a NS_B=$tag-b NS_C=$tag-c NS_BR=$tag-br
-TMP=$(mktemp -d "${TMPDIR:-/tmp}/cask-netns.XXXXXX")
-pids=()
-created=()
-
-cleanup () {
-    local rc=$? pid ns
-    trap - EXIT INT TERM HUP
+# shellcheck source=netns_lib.sh
+. "$SCRIPT_DIR/netns_lib.sh"
+netns_cleanup_first () {
     [[ -n ${CASK_SSH:-} ]] && "$SSH_WORKERS" stop --hosts 10.77.0.2,10.77.0.3 --dir run \
         --grace 2 >/dev/null 2>&1
-    for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-    for pid in "${pids[@]}"; do
-        for _ in 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20; do
-            kill -0 "$pid" 2>/dev/null || break
-            sleep 0.1
-        done
-        kill -KILL "$pid" 2>/dev/null || true
-    done
-    # Anything else left in our namespaces was started by this test.
-    for ns in "${created[@]}"; do
-        for pid in $(ip netns pids "$ns" 2>/dev/null); do kill -KILL "$pid" 2>/dev/null || true; done
-    done
-    wait 2>/dev/null || true
-    for ns in "${created[@]}"; do ip netns del "$ns" 2>/dev/null || true; done
-    if (( rc != 0 )); then
-        for log in "$TMP"/*.log; do
-            [[ -e $log ]] || continue
-            say "--- $log (last lines)"
-            tail -n 30 "$log" >&2
-        done
-    fi
-    rm -rf "$TMP"
-    exit "$rc"
+    return 0
 }
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-trap 'exit 129' HUP
-
-in_ns () { local ns=$1; shift; ip netns exec "$ns" "$@"; }
-
-# --- the network ------------------------------------------------------------
-for ns in "$NS_BR" "$NS_A" "$NS_B" "$NS_C"; do
-    ip netns add "$ns" || { (( ${#created[@]} )) || skip "cannot create network namespaces"; exit 1; }
-    created+=("$ns")
-    ip -n "$ns" link set lo up
-done
-ip -n "$NS_BR" link add br0 type bridge 2>/dev/null || skip "no bridge support in this kernel"
-ip -n "$NS_BR" link set br0 up
-host=1
-for ns in "$NS_A" "$NS_B" "$NS_C"; do
-    ip -n "$NS_BR" link add "veth$host" type veth peer name eth0 netns "$ns"
-    ip -n "$NS_BR" link set "veth$host" master br0
-    ip -n "$NS_BR" link set "veth$host" up
-    ip -n "$ns" addr add "10.77.0.$host/24" dev eth0
-    ip -n "$ns" link set eth0 up
-    host=$((host + 1))
-done
+netns_init netns
+netns_network
 
 # --- the cluster ------------------------------------------------------------
-in_ns "$NS_A" "$BROKER" --bind 'tcp://10.77.0.1:*' --endpoint-file "$TMP/broker.endpoint" \
-    </dev/null >"$TMP/broker.log" 2>&1 &
-pids+=($!)
-deadline=$((SECONDS + 10))
-until [[ -s $TMP/broker.endpoint ]]; do
-    kill -0 "${pids[0]}" 2>/dev/null || { say "the broker exited"; exit 1; }
-    (( SECONDS < deadline )) || { say "the broker did not bind in 10 s"; exit 1; }
-    sleep 0.05
-done
-address=$(head -n 1 "$TMP/broker.endpoint")
+netns_broker "$BROKER"
 say "broker in $NS_A on $address"
 
 # The workers, started by scripts/cask-ssh-workers through a stand-in for

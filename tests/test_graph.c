@@ -139,17 +139,23 @@ s_teardown (void)
     s_recorder.cap = s_recorder.size = 0;
 }
 
-//  Submits key running fn over the NULL-terminated deps, for client.
+//  Submits key running fn over the ndeps deps, for client, restricted as
+//  restrictions say (NULL: not restricted).
 static int
-s_submit_deps (uint32_t client, const char *key, uint32_t fn, const char **deps, size_t ndeps)
+s_submit_record (uint32_t client, const char *key, uint32_t fn, const char **deps, size_t ndeps,
+                 const cask_restrictions_t *restrictions)
 {
     static const uint8_t empty_list [] = { 0x07, 0, 0, 0, 0 };
     cask_buf_t buf;
     cask_buf_init (&buf);
-    cask_task_put_head (&buf, &(cask_task_t) { .key = cask_str (key), .fn = fn, .ndeps = (uint32_t) ndeps });
+    cask_task_put_head (&buf, &(cask_task_t) { .key = cask_str (key), .fn = fn,
+                                               .flags = restrictions ? CASK_TASK_RESTRICTED : 0,
+                                               .ndeps = (uint32_t) ndeps });
     for (size_t i = 0; i < ndeps; i++)
         cask_put_str8 (&buf, cask_str (deps [i]));
     cask_task_put_tail (&buf, 0, (cask_str_t) { (const char *) empty_list, sizeof empty_list });
+    if (restrictions)
+        cask_restrictions_put (&buf, restrictions);
     cask_rd_t rd;
     cask_rd_init (&rd, buf.data, buf.size);
     cask_task_t rec;
@@ -158,6 +164,12 @@ s_submit_deps (uint32_t client, const char *key, uint32_t fn, const char **deps,
     int rc = cask_graph_submit (s_graph, client, &rec, NULL);
     cask_buf_free (&buf);
     return rc;
+}
+
+static int
+s_submit_deps (uint32_t client, const char *key, uint32_t fn, const char **deps, size_t ndeps)
+{
+    return s_submit_record (client, key, fn, deps, ndeps, NULL);
 }
 
 static int
@@ -204,24 +216,10 @@ s_add_worker (uint32_t id, const char *endpoint, uint32_t nthreads)
 static int
 s_submit_restricted (uint32_t client, const char *key, const char *worker, double gpus)
 {
-    static const uint8_t empty_list [] = { 0x07, 0, 0, 0, 0 };
     cask_restrictions_t restrictions = {
         .nworkers = worker != NULL, .workers = { cask_str (worker) },
         .nresources = gpus > 0, .resources = { { cask_str ("GPU"), gpus } } };
-    cask_buf_t buf;
-    cask_buf_init (&buf);
-    cask_task_put_head (&buf, &(cask_task_t) { .key = cask_str (key), .fn = FN_INC,
-                                               .flags = CASK_TASK_RESTRICTED });
-    cask_task_put_tail (&buf, 0, (cask_str_t) { (const char *) empty_list, sizeof empty_list });
-    cask_restrictions_put (&buf, &restrictions);
-    cask_rd_t rd;
-    cask_rd_init (&rd, buf.data, buf.size);
-    cask_task_t rec;
-    cask_task_get (&rd, &rec, false);
-    ck_assert (cask_rd_done (&rd));
-    int rc = cask_graph_submit (s_graph, client, &rec, NULL);
-    cask_buf_free (&buf);
-    return rc;
+    return s_submit_record (client, key, FN_INC, NULL, 0, &restrictions);
 }
 
 //  Makes inc a function known to be fast (100 us) on worker, so that

@@ -1072,42 +1072,6 @@ END_TEST
 //  ---------------------------------------------------------------------
 //  Messages over sockets
 
-typedef struct {
-    void *ctx;
-    void *router;
-    void *dealer;
-} s_pair_t;
-
-static void
-s_pair_open (s_pair_t *self, const char *transport)
-{
-    self->ctx = zmq_ctx_new ();
-    self->router = zmq_socket (self->ctx, ZMQ_ROUTER);
-    self->dealer = zmq_socket (self->ctx, ZMQ_DEALER);
-    int timeout = 5000;
-    zmq_setsockopt (self->router, ZMQ_RCVTIMEO, &timeout, sizeof timeout);
-    zmq_setsockopt (self->dealer, ZMQ_RCVTIMEO, &timeout, sizeof timeout);
-    char endpoint [64];
-    size_t size = sizeof endpoint;
-    if (strcmp (transport, "tcp") == 0) {
-        ck_assert_int_eq (zmq_bind (self->router, "tcp://127.0.0.1:*"), 0);
-        zmq_getsockopt (self->router, ZMQ_LAST_ENDPOINT, endpoint, &size);
-    }
-    else {
-        snprintf (endpoint, sizeof endpoint, "inproc://test-%p", (void *) self);
-        ck_assert_int_eq (zmq_bind (self->router, endpoint), 0);
-    }
-    ck_assert_int_eq (zmq_connect (self->dealer, endpoint), 0);
-}
-
-static void
-s_pair_close (s_pair_t *self)
-{
-    zmq_close (self->router);
-    zmq_close (self->dealer);
-    zmq_ctx_term (self->ctx);
-}
-
 //  Sends raw frames from the dealer; sizes < 0 mean strlen.
 static void
 s_send_raw (void *socket, size_t nparts, const char **parts, const size_t *sizes)
@@ -1119,7 +1083,7 @@ s_send_raw (void *socket, size_t nparts, const char **parts, const size_t *sizes
 
 //  A well-formed message must come through after whatever came before.
 static void
-s_assert_in_sync (s_pair_t *pair, cask_message_t *msg)
+s_assert_in_sync (cask_test_pair_t *pair, cask_message_t *msg)
 {
     cask_buf_t body;
     cask_buf_init (&body);
@@ -1136,8 +1100,8 @@ s_assert_in_sync (s_pair_t *pair, cask_message_t *msg)
 static void
 s_round_trip_over (const char *transport)
 {
-    s_pair_t pair;
-    s_pair_open (&pair, transport);
+    cask_test_pair_t pair;
+    cask_test_pair_open (&pair, transport);
     cask_buf_t body;
     cask_buf_init (&body);
     cask_message_t out;
@@ -1188,13 +1152,13 @@ s_round_trip_over (const char *transport)
     cask_message_close (&reply);
     cask_message_close (&out);
     cask_buf_free (&body);
-    s_pair_close (&pair);
+    cask_test_pair_close (&pair);
 }
 
 START_TEST (test_batch_send)
 {
-    s_pair_t pair;
-    s_pair_open (&pair, "inproc");
+    cask_test_pair_t pair;
+    cask_test_pair_open (&pair, "inproc");
     cask_batch_t batch;
     cask_batch_init (&batch);
     //  Nothing goes out for an empty batch
@@ -1234,7 +1198,7 @@ START_TEST (test_batch_send)
     cask_message_close (&in);
     cask_message_close (&frames);
     cask_batch_free (&batch);
-    s_pair_close (&pair);
+    cask_test_pair_close (&pair);
 }
 END_TEST
 
@@ -1264,8 +1228,8 @@ START_TEST (test_send_recv_big_bytes)
 {
     //  10 MB of bytes in a task's arguments: over inproc the receiver's
     //  value is the sender's memory, never copied
-    s_pair_t pair;
-    s_pair_open (&pair, "inproc");
+    cask_test_pair_t pair;
+    cask_test_pair_open (&pair, "inproc");
     size_t big = 10u << 20;
     uint8_t *data = (uint8_t *) malloc (big);
     memset (data, 0x3C, big);
@@ -1307,14 +1271,14 @@ START_TEST (test_send_recv_big_bytes)
 
     cask_message_close (&out);
     cask_buf_free (&body);
-    s_pair_close (&pair);
+    cask_test_pair_close (&pair);
 }
 END_TEST
 
 START_TEST (test_recv_bad_messages)
 {
-    s_pair_t pair;
-    s_pair_open (&pair, "inproc");
+    cask_test_pair_t pair;
+    cask_test_pair_open (&pair, "inproc");
     cask_message_t msg;
     cask_message_init (&msg);
     const char *why = NULL;
@@ -1381,14 +1345,14 @@ START_TEST (test_recv_bad_messages)
     ck_assert_int_eq (cask_message_recv (&msg, pair.router, true, ZMQ_DONTWAIT, &why),
                       CASK_RECV_AGAIN);
     cask_message_close (&msg);
-    s_pair_close (&pair);
+    cask_test_pair_close (&pair);
 }
 END_TEST
 
 START_TEST (test_recv_newer_version)
 {
-    s_pair_t pair;
-    s_pair_open (&pair, "inproc");
+    cask_test_pair_t pair;
+    cask_test_pair_open (&pair, "inproc");
     cask_message_t msg;
     cask_message_init (&msg);
     const char *why = NULL;
@@ -1420,14 +1384,14 @@ START_TEST (test_recv_newer_version)
     ck_assert_uint_eq (msg.command, 0);
     s_assert_in_sync (&pair, &msg);
     cask_message_close (&msg);
-    s_pair_close (&pair);
+    cask_test_pair_close (&pair);
 }
 END_TEST
 
 START_TEST (test_recv_limits)
 {
-    s_pair_t pair;
-    s_pair_open (&pair, "inproc");
+    cask_test_pair_t pair;
+    cask_test_pair_open (&pair, "inproc");
     cask_message_t msg;
     cask_message_init (&msg);
     const char *why = NULL;
@@ -1473,14 +1437,14 @@ START_TEST (test_recv_limits)
     cask_buf_free (&buf);
     free (body);
     cask_message_close (&msg);
-    s_pair_close (&pair);
+    cask_test_pair_close (&pair);
 }
 END_TEST
 
 START_TEST (test_send_failures)
 {
-    s_pair_t pair;
-    s_pair_open (&pair, "inproc");
+    cask_test_pair_t pair;
+    cask_test_pair_open (&pair, "inproc");
 
     //  A failed buffer is refused, and the payload frames are still freed
     cask_buf_t body;
@@ -1518,7 +1482,7 @@ START_TEST (test_send_failures)
 
     cask_message_close (&out);
     cask_buf_free (&body);
-    s_pair_close (&pair);
+    cask_test_pair_close (&pair);
 }
 END_TEST
 

@@ -602,39 +602,10 @@ END_TEST
 //  ---------------------------------------------------------------------
 //  GET of spilled values
 
-typedef struct {
-    void *ctx;
-    void *router;
-    void *dealer;
-} s_pair_t;
-
-static void
-s_pair_open (s_pair_t *self)
-{
-    self->ctx = zmq_ctx_new ();
-    self->router = zmq_socket (self->ctx, ZMQ_ROUTER);
-    self->dealer = zmq_socket (self->ctx, ZMQ_DEALER);
-    int timeout = 5000;
-    zmq_setsockopt (self->router, ZMQ_RCVTIMEO, &timeout, sizeof timeout);
-    zmq_setsockopt (self->dealer, ZMQ_RCVTIMEO, &timeout, sizeof timeout);
-    char endpoint [64];
-    snprintf (endpoint, sizeof endpoint, "inproc://test-store-%p", (void *) self);
-    ck_assert_int_eq (zmq_bind (self->router, endpoint), 0);
-    ck_assert_int_eq (zmq_connect (self->dealer, endpoint), 0);
-}
-
-static void
-s_pair_close (s_pair_t *self)
-{
-    zmq_close (self->router);
-    zmq_close (self->dealer);
-    zmq_ctx_term (self->ctx);
-}
-
 //  GETs keys [0 .. count) from store over pair and checks the DATA
 //  records: index found (as s_make made it) unless listed as missing.
 static void
-s_get_and_check (cask_store_t *store, s_pair_t *pair, const unsigned *keys, size_t count,
+s_get_and_check (cask_store_t *store, cask_test_pair_t *pair, const unsigned *keys, size_t count,
                  unsigned missing)
 {
     cask_buf_t body;
@@ -685,8 +656,8 @@ START_TEST (test_serve_spilled)
     for (unsigned index = 0; index < 20; index++)
         s_put (store, index);
     ck_assert_uint_gt (s_stats (store).values_on_disk, 10);
-    s_pair_t pair;
-    s_pair_open (&pair);
+    cask_test_pair_t pair;
+    cask_test_pair_open (&pair, "inproc");
     //  Spilled bytes, list of ints, string, mixed list; an int; a missing key
     const unsigned keys [] = { 0, 2, 3, 4, 1, 99, 10, 14, 19 };
     uint64_t unspills = s_stats (store).unspills;
@@ -706,7 +677,7 @@ START_TEST (test_serve_spilled)
     s_get_and_check (store, &pair, unreadable, 1, 5);
     ck_assert_uint_eq (cask_store_gets_missed (store), 2);
     ck_assert_uint_eq (s_stats (store).unspill_errors, 1);
-    s_pair_close (&pair);
+    cask_test_pair_close (&pair);
     s_store_end (&store);
 }
 END_TEST

@@ -212,6 +212,7 @@ struct _cask_worker_t {
     uint64_t tasks_abandoned;           //  running at a RESTART or FREE
     uint64_t tasks_timed_out;           //  ran past their time limits
     size_t timed;                       //  jobs in flight with a time limit
+    int64_t limits_at;                  //  when to look at time limits next
     bool stuck;                         //  a task will not stop: the loop ends
     bool over_memory;                   //  past the memory limit: the loop ends
     bool paused;                        //  told the broker PAUSE 1
@@ -2027,9 +2028,12 @@ s_poll_once (cask_worker_t *self)
             s_drain (self, peer->socket, false, s_from_peer, peer);
     }
 
-    if (self->timed)
-        s_time_limits (self);
     int64_t now = s_now_us ();
+    //  The walk over the jobs takes the pool's lock: not on every wake-up
+    if (self->timed && now >= self->limits_at) {
+        s_time_limits (self);
+        self->limits_at = now + S_TIMED_POLL_MS * 1000;
+    }
     if (now >= self->next_tick) {
         s_peers_expire (self);
         s_trim_if_idle (self);

@@ -11,7 +11,8 @@
 set -euo pipefail
 cd "$(dirname "$(readlink -f "$0")")"
 
-PACKAGES=(meson ninja-build pkg-config gcc libc6-dev libzmq3-dev libczmq-dev libcjson-dev check)
+PACKAGES=(meson ninja-build pkg-config gcc libc6-dev libzmq3-dev libczmq-dev libcjson-dev check
+          libmicrohttpd-dev)
 BUILD_DIR=${BUILD_DIR:-build}
 
 say () { printf 'setup.sh: %s\n' "$*" >&2; }
@@ -29,10 +30,10 @@ install_packages () {
     if ! command -v dpkg-query >/dev/null; then
         # Not Debian: check for the tools and libraries themselves.
         if command -v meson >/dev/null && command -v ninja >/dev/null \
-            && pkg-config --exists libzmq libczmq libcjson check 2>/dev/null; then
+            && pkg-config --exists libzmq libczmq libcjson check libmicrohttpd 2>/dev/null; then
             return 0
         fi
-        say "install meson, ninja, pkg-config, a C compiler and the development files of libzmq, czmq, cJSON and Check"
+        say "install meson, ninja, pkg-config, a C compiler and the development files of libzmq, czmq, cJSON, Check and libmicrohttpd"
         exit 1
     fi
     mapfile -t missing < <(missing_packages)

@@ -51,9 +51,12 @@
 #include <strings.h>
 #include <unistd.h>
 #include "cask_broker.h"
+#include "cask_dashboard.h"
 #include "cask_graph.h"
 #include "cask_log.h"
 #include "cask_proto.h"
+#include "cask_stream.h"
+#include "cask_views.h"
 
 //  How long a wait may last before the stop flag is looked at again.
 #define S_POLL_MSECS 500
@@ -96,6 +99,7 @@ typedef struct {
     uint32_t restarts_owed;     //  workers: RESTARTs not answered yet
     bool retired;               //  workers: told to leave, forgotten by the graph
     bool paused;                //  workers: memory nearly full (PAUSE)
+    cask_heartbeat_t figures;   //  workers: from their last HEARTBEAT
     bool dirty;                 //  has batches to flush
     s_batch_t frees;
     s_batch_t tasks;
@@ -160,6 +164,9 @@ struct _cask_broker_t {
     cask_message_t msg;         //  the message being handled
     cask_buf_t out;             //  body of the message being sent at once
     int64_t now;                //  zclock_mono at this wake-up
+    int64_t started_at;         //  zclock_mono when made
+    cask_stream_t *stream;      //  the last tasks that finished
+    cask_dashboard_t *dashboard;        //  or NULL
     uint32_t heartbeat_ms;
     int64_t heartbeat_at;       //  when the next heartbeats go out
 };
@@ -472,6 +479,23 @@ s_sink_copy (void *arg, uint32_t worker, cask_str_t key, cask_str_t holder)
     cask_copy_t rec = { key, holder };
     if (body)
         cask_copy_put (body, &rec);
+}
+
+//  Wall clock, microseconds since the epoch.
+static uint64_t
+s_wall_us (void)
+{
+    struct timespec ts;
+    clock_gettime (CLOCK_REALTIME, &ts);
+    return (uint64_t) ts.tv_sec * 1000000 + (uint64_t) ts.tv_nsec / 1000;
+}
+
+static void
+s_sink_finished (void *arg, uint32_t worker, const cask_gtask_t *task, const cask_done_t *rec)
+{
+    cask_broker_t *self = (cask_broker_t *) arg;
+    cask_stream_add (self->stream, worker, cask_gtask_fn (task), rec,
+                     rec->start_us ? 0 : s_wall_us ());
 }
 
 static void s_tell_clients_worker (cask_broker_t *self, s_peer_t *worker, bool joined);
@@ -1283,12 +1307,16 @@ s_on_stolen (cask_broker_t *self, s_peer_t *worker, cask_rd_t *rd)
 static void
 s_on_heartbeat (cask_broker_t *self, s_peer_t *worker, cask_rd_t *rd)
 {
-    uint32_t interval = cask_get_u32 (rd);
-    if (!cask_rd_done (rd) || interval < S_HEARTBEAT_MIN_MS || interval > S_HEARTBEAT_MAX_MS)
-        s_reply_error (self, CASK_ERR_MALFORMED, "HEARTBEAT needs an interval of %d to %d ms",
-                       S_HEARTBEAT_MIN_MS, S_HEARTBEAT_MAX_MS);
-    else
-        worker->heartbeat_ms = interval;
+    cask_heartbeat_t figures;
+    cask_heartbeat_get (rd, &figures);
+    if (!cask_rd_done (rd) || figures.interval_ms < S_HEARTBEAT_MIN_MS
+    ||  figures.interval_ms > S_HEARTBEAT_MAX_MS)
+        s_reply_error (self, CASK_ERR_MALFORMED, "HEARTBEAT needs an interval of %d to %d ms, "
+                       "then the worker's figures", S_HEARTBEAT_MIN_MS, S_HEARTBEAT_MAX_MS);
+    else {
+        worker->heartbeat_ms = figures.interval_ms;
+        worker->figures = figures;
+    }
 }
 
 static void
@@ -1383,27 +1411,36 @@ s_on_libfail (cask_broker_t *self, s_peer_t *worker, cask_rd_t *rd)
 }
 
 static cJSON *
-s_report_workers (cask_broker_t *self)
+s_worker_json (cask_broker_t *self, s_peer_t *peer)
+{
+    uint32_t inflight = 0;
+    uint64_t tasks_done = 0, nbytes = 0;
+    cask_graph_worker_load (self->graph, peer->id, &inflight, &tasks_done, &nbytes);
+    cJSON *worker = cJSON_CreateObject ();
+    cJSON_AddNumberToObject (worker, "id", peer->id);
+    cJSON_AddStringToObject (worker, "name", peer->name);
+    cJSON_AddStringToObject (worker, "endpoint", peer->endpoint);
+    cJSON_AddNumberToObject (worker, "nthreads", peer->nthreads);
+    cJSON_AddNumberToObject (worker, "inflight", inflight);
+    cJSON_AddNumberToObject (worker, "tasks_done", (double) tasks_done);
+    cJSON_AddNumberToObject (worker, "memory_limit", (double) peer->memory_limit);
+    cJSON_AddNumberToObject (worker, "bytes_held", (double) nbytes);
+    cJSON_AddBoolToObject (worker, "paused", peer->paused);
+    cJSON_AddItemToObject (worker, "resources", peer->resources
+                           ? cJSON_Duplicate (peer->resources, true) : cJSON_CreateObject ());
+    cJSON_AddNumberToObject (worker, "rss_bytes", (double) peer->figures.rss_bytes);
+    cJSON_AddNumberToObject (worker, "cpu", peer->figures.cpu_permille / 10.0);
+    cJSON_AddNumberToObject (worker, "spilled_bytes", (double) peer->figures.spilled_bytes);
+    cJSON_AddNumberToObject (worker, "last_seen", (self->now - peer->heard_at) / 1000.0);
+    return worker;
+}
+
+static cJSON *
+s_workers_json (cask_broker_t *self)
 {
     cJSON *workers = cJSON_CreateArray ();
-    for (s_peer_t *peer = zhashx_first (self->workers); peer; peer = zhashx_next (self->workers)) {
-        uint32_t inflight = 0;
-        uint64_t tasks_done = 0, nbytes = 0;
-        cask_graph_worker_load (self->graph, peer->id, &inflight, &tasks_done, &nbytes);
-        cJSON *worker = cJSON_CreateObject ();
-        cJSON_AddNumberToObject (worker, "id", peer->id);
-        cJSON_AddStringToObject (worker, "name", peer->name);
-        cJSON_AddStringToObject (worker, "endpoint", peer->endpoint);
-        cJSON_AddNumberToObject (worker, "nthreads", peer->nthreads);
-        cJSON_AddNumberToObject (worker, "inflight", inflight);
-        cJSON_AddNumberToObject (worker, "tasks_done", (double) tasks_done);
-        cJSON_AddNumberToObject (worker, "memory_limit", (double) peer->memory_limit);
-        cJSON_AddNumberToObject (worker, "bytes_held", (double) nbytes);
-        cJSON_AddBoolToObject (worker, "paused", peer->paused);
-        cJSON_AddItemToObject (worker, "resources", peer->resources
-                               ? cJSON_Duplicate (peer->resources, true) : cJSON_CreateObject ());
-        cJSON_AddItemToArray (workers, worker);
-    }
+    for (s_peer_t *peer = zhashx_first (self->workers); peer; peer = zhashx_next (self->workers))
+        cJSON_AddItemToArray (workers, s_worker_json (self, peer));
     return workers;
 }
 
@@ -1422,37 +1459,103 @@ s_rss_bytes (void)
     return page > 0 ? resident * (uint64_t) page : 0;
 }
 
-static cJSON *
-s_report (cask_broker_t *self)
+static void
+s_status_json (cask_broker_t *self, cJSON *doc)
 {
-    cJSON *report = cJSON_CreateObject ();
-    cJSON_AddItemToObject (report, "workers", s_report_workers (self));
+    cJSON_AddNumberToObject (doc, "uptime", (zclock_mono () - self->started_at) / 1000.0);
+    cJSON_AddStringToObject (doc, "dashboard",
+                             self->dashboard ? cask_dashboard_url (self->dashboard) : "");
+    cJSON_AddItemToObject (doc, "workers", s_workers_json (self));
     cask_graph_counts_t counts;
     cask_graph_counts (self->graph, &counts);
-    cJSON *tasks = cJSON_AddObjectToObject (report, "tasks");
+    cJSON *tasks = cJSON_AddObjectToObject (doc, "tasks");
     cJSON_AddNumberToObject (tasks, "waiting", (double) counts.waiting);
     cJSON_AddNumberToObject (tasks, "processing", (double) counts.processing);
     cJSON_AddNumberToObject (tasks, "memory", (double) counts.memory);
     cJSON_AddNumberToObject (tasks, "erred", (double) counts.erred);
     cJSON_AddNumberToObject (tasks, "released", (double) counts.released);
     cJSON_AddNumberToObject (tasks, "total", (double) counts.total);
-    cJSON_AddNumberToObject (report, "clients", (double) zhashx_size (self->clients));
-    cJSON_AddNumberToObject (report, "rss_bytes", (double) s_rss_bytes ());
-    cJSON_AddNumberToObject (report, "libraries", (double) self->nlibraries);
-    cJSON *functions = cJSON_AddArrayToObject (report, "functions");
+    cJSON_AddItemToObject (doc, "progress", cask_views_progress (self->graph));
+    cJSON_AddNumberToObject (doc, "clients", (double) zhashx_size (self->clients));
+    cJSON_AddNumberToObject (doc, "rss_bytes", (double) s_rss_bytes ());
+    cJSON_AddNumberToObject (doc, "libraries", (double) self->nlibraries);
+    cJSON *functions = cJSON_AddArrayToObject (doc, "functions");
     for (size_t i = 0; i < self->nlibraries; i++)
         for (uint32_t f = 0; f < self->libraries [i]->nfuncs; f++)
             cJSON_AddItemToArray (functions,
                                   cJSON_CreateString (self->libraries [i]->functions [f].name));
-    return report;
+}
+
+static const char *
+s_worker_name (void *arg, uint32_t id)
+{
+    s_peer_t *peer = s_peer_by_id (((cask_broker_t *) arg)->workers, id);
+    return peer ? peer->name : NULL;
+}
+
+//  Fills doc with the view, or with "error" (returning -1) when there is
+//  no such view or its state is not a state.
+static int
+s_view_json (cask_broker_t *self, const cask_view_t *view, cJSON *doc)
+{
+    char state [CASK_MAX_KEY + 1];
+    cask_str_copy (view->state, state, sizeof state);
+    if (view->view.len == 0 || cask_str_eq (view->view, "status"))
+        s_status_json (self, doc);
+    else
+    if (cask_str_eq (view->view, "workers"))
+        cJSON_AddItemToObject (doc, "workers", s_workers_json (self));
+    else
+    if (cask_str_eq (view->view, "tasks")) {
+        uint32_t limit = view->limit ? view->limit : CASK_VIEWS_TASKS;
+        if (cask_views_tasks (doc, self->graph, *state ? state : NULL,
+                              limit < CASK_VIEWS_TASKS_MAX ? limit : CASK_VIEWS_TASKS_MAX)) {
+            cJSON_AddStringToObject (doc, "error", "unknown state: waiting, processing, "
+                                     "memory, erred or released");
+            return -1;
+        }
+    }
+    else
+    if (cask_str_eq (view->view, "task-stream"))
+        cJSON_AddItemToObject (doc, "tasks",
+                               cask_views_stream (self->stream, self->graph, view->since_us,
+                                                  view->limit, s_worker_name, self));
+    else {
+        cJSON_AddStringToObject (doc, "error", "no such view: status, workers, tasks or "
+                                 "task-stream");
+        return -1;
+    }
+    return 0;
+}
+
+//  The document of view as text (the caller frees it), or NULL when out of
+//  memory; *found as cask_dashboard_view_fn says.
+static char *
+s_view_text (void *arg, const cask_view_t *view, bool *found)
+{
+    cask_broker_t *self = (cask_broker_t *) arg;
+    cJSON *doc = cJSON_CreateObject ();
+    if (!doc)
+        return NULL;
+    cJSON_AddNumberToObject (doc, "time", s_wall_us () / 1e6);
+    *found = s_view_json (self, view, doc) == 0;
+    char *text = cJSON_PrintUnformatted (doc);
+    cJSON_Delete (doc);
+    return text;
 }
 
 static void
-s_on_status (cask_broker_t *self)
+s_on_status (cask_broker_t *self, cask_rd_t *rd)
 {
-    cJSON *report = s_report (self);
-    char *text = cJSON_PrintUnformatted (report);
-    cJSON_Delete (report);
+    cask_view_t view = { { NULL, 0 }, 0, 0, { NULL, 0 } };
+    if (rd->ptr < rd->end)
+        cask_view_get (rd, &view);
+    if (!cask_rd_done (rd)) {
+        s_reply_error (self, CASK_ERR_MALFORMED, "malformed STATUS");
+        return;
+    }
+    bool found;
+    char *text = s_view_text (self, &view, &found);
     if (!text) {
         cask_log_print (self->log, CASK_LOG_ERROR, "out of memory for a REPORT");
         return;
@@ -1543,7 +1646,7 @@ s_handle (cask_broker_t *self)
         s_reply_error (self, CASK_ERR_COMMAND, "unknown command 0x%02x", msg->command);
     else
     if (msg->command == CASK_MSG_STATUS)
-        s_on_status (self);
+        s_on_status (self, &rd);
     else
     if (msg->command == CASK_MSG_HELLO && !peer)
         s_on_hello (self, &rd);
@@ -1647,12 +1750,15 @@ cask_broker_new_secure (const char *endpoint, bool verbose, cask_curve_t *curve)
     cask_message_init (&self->msg);
     cask_buf_init (&self->out);
     cask_graph_sink_t sink = { s_sink_dispatch, s_sink_state, s_sink_free, s_sink_cancelled,
-                               s_sink_steal, s_sink_copy, s_sink_retired };
+                               s_sink_steal, s_sink_copy, s_sink_retired, s_sink_finished };
     self->graph = cask_graph_new (&sink, self);
+    self->stream = cask_stream_new (CASK_STREAM_DEFAULT);
+    self->started_at = self->now;
     self->peers = zhashx_new ();
     self->clients = zhashx_new ();
     self->workers = zhashx_new ();
-    if (!self->log || !self->graph || !self->peers || !self->clients || !self->workers) {
+    if (!self->log || !self->graph || !self->stream || !self->peers || !self->clients
+    ||  !self->workers) {
         cask_broker_destroy (&self);
         return NULL;
     }
@@ -1678,7 +1784,9 @@ cask_broker_destroy (cask_broker_t **self_p)
         zmq_close (self->socket);
     if (self->context)
         zmq_ctx_term (self->context);
+    cask_dashboard_destroy (&self->dashboard);
     cask_graph_destroy (&self->graph);
+    cask_stream_destroy (&self->stream);
     zhashx_destroy (&self->clients);
     zhashx_destroy (&self->workers);
     zhashx_destroy (&self->peers);
@@ -1711,6 +1819,33 @@ cask_broker_set_allowed_failures (cask_broker_t *self, unsigned count)
     cask_graph_set_allowed_failures (self->graph, count);
 }
 
+int
+cask_broker_set_dashboard (cask_broker_t *self, const char *address)
+{
+    cask_dashboard_destroy (&self->dashboard);
+    if (!address)
+        return 0;
+    const char *warning = NULL;
+    char error [256];
+    self->dashboard = cask_dashboard_new (address, s_view_text, self, &warning, error,
+                                          sizeof error);
+    if (!self->dashboard) {
+        cask_log_print (self->log, CASK_LOG_ERROR, "%s", error);
+        return -1;
+    }
+    if (warning)
+        cask_log_print (self->log, CASK_LOG_WARNING, "dashboard at %s: %s", address, warning);
+    cask_log_print (self->log, CASK_LOG_INFO, "dashboard at %s",
+                    cask_dashboard_url (self->dashboard));
+    return 0;
+}
+
+const char *
+cask_broker_dashboard_url (cask_broker_t *self)
+{
+    return self->dashboard ? cask_dashboard_url (self->dashboard) : NULL;
+}
+
 const char *
 cask_broker_endpoint (cask_broker_t *self)
 {
@@ -1721,11 +1856,20 @@ int
 cask_broker_run (cask_broker_t *self, volatile sig_atomic_t *stop)
 {
     while (!*stop) {
-        zmq_pollitem_t items [] = { { self->socket, 0, ZMQ_POLLIN, 0 },
-                                    { self->monitor, 0, ZMQ_POLLIN, 0 } };
+        zmq_pollitem_t items [] = {
+            { self->socket, 0, ZMQ_POLLIN, 0 }, { self->monitor, 0, ZMQ_POLLIN, 0 },
+            { NULL, self->dashboard ? cask_dashboard_fd (self->dashboard) : -1, ZMQ_POLLIN, 0 }
+        };
         int64_t wait = self->heartbeat_at - zclock_mono ();
-        int rc = zmq_poll (items, 2, wait < 0 ? 0 : wait < S_POLL_MSECS ? wait : S_POLL_MSECS);
+        int64_t dashboard_wait = self->dashboard ? cask_dashboard_timeout (self->dashboard) : -1;
+        if (dashboard_wait >= 0 && dashboard_wait < wait)
+            wait = dashboard_wait;
+        int rc = zmq_poll (items, self->dashboard ? 3 : 2,
+                           wait < 0 ? 0 : wait < S_POLL_MSECS ? wait : S_POLL_MSECS);
         self->now = zclock_mono ();
+        //  The dashboard's work waits for no message: see cask_dashboard.h
+        if (self->dashboard && (dashboard_wait == 0 || (rc > 0 && items [2].revents)))
+            cask_dashboard_serve (self->dashboard);
         if (self->now >= self->heartbeat_at)
             s_heartbeat (self);
         if (rc == -1 && errno == EINTR)

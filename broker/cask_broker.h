@@ -37,6 +37,13 @@ void cask_broker_destroy (cask_broker_t **self_p);
 void cask_broker_set_heartbeat (cask_broker_t *self, unsigned interval_ms);
 //  A task that was running on count workers that died fails (default 3).
 void cask_broker_set_allowed_failures (cask_broker_t *self, unsigned count);
+//  Serves the dashboard (web pages and JSON API) on address (see
+//  cask_dashboard_new: "HOST:PORT", ":PORT" or "PORT"), or stops serving
+//  it when address is NULL. A broker serves none until told. Returns 0,
+//  or -1 (logged) when address is bad or cannot be bound.
+int cask_broker_set_dashboard (cask_broker_t *self, const char *address);
+//  The dashboard's URL ("http://127.0.0.1:8787/status"), or NULL.
+const char *cask_broker_dashboard_url (cask_broker_t *self);
 //  The endpoint the broker is bound to, with the real port.
 const char *cask_broker_endpoint (cask_broker_t *self);
 //  Serves until *stop becomes non-zero (a signal handler sets it) or the

@@ -1,7 +1,7 @@
 /*  cask_broker_main.c - the cask-broker command.
 
-    cask-broker [--bind ENDPOINT] [--endpoint-file FILE] [--verbose] [--help]
-                [--curve-cert FILE --curve-allow DIR]
+    cask-broker [--bind ENDPOINT] [--endpoint-file FILE] [--dashboard ADDRESS|off]
+                [--verbose] [--help] [--curve-cert FILE --curve-allow DIR]
 
     Binds, says where on stdout ("cask-broker: listening on tcp://...") and,
     if asked, in FILE (written whole, then renamed into place, so a reader
@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "cask_broker.h"
+#include "cask_dashboard.h"
 #include "cask_proto.h"
 
 static volatile sig_atomic_t s_stop = 0;
@@ -28,11 +29,14 @@ s_usage (FILE *stream)
 {
     fprintf (stream,
         "usage: cask-broker [--bind ENDPOINT] [--endpoint-file FILE] [--heartbeat MS]\n"
-        "                   [--allowed-failures N] [--curve-cert FILE --curve-allow DIR]\n"
-        "                   [--verbose] [--help]\n"
+        "                   [--dashboard ADDRESS|off] [--allowed-failures N]\n"
+        "                   [--curve-cert FILE --curve-allow DIR] [--verbose] [--help]\n"
         "  --bind ENDPOINT       where to listen (default " CASK_BROKER_DEFAULT_BIND ";\n"
         "                        tcp://127.0.0.1:* picks a free port)\n"
         "  --endpoint-file FILE  write the endpoint bound to into FILE\n"
+        "  --dashboard ADDRESS   serve the dashboard on HOST:PORT, :PORT (every interface)\n"
+        "                        or PORT (default " CASK_DASHBOARD_DEFAULT "; port 0 or a port\n"
+        "                        in use takes a free one); off serves none\n"
         "  --heartbeat MS        heartbeat workers every MS milliseconds (default %d); a\n"
         "                        worker silent for %d of its own intervals is taken for dead\n"
         "  --allowed-failures N  a task running on N workers that died fails (default 3)\n"
@@ -97,6 +101,7 @@ main (int argc, char *argv [])
 {
     const char *bind = CASK_BROKER_DEFAULT_BIND;
     const char *endpoint_file = NULL;
+    const char *dashboard = CASK_DASHBOARD_DEFAULT;
     bool verbose = false;
     long heartbeat = CASK_HEARTBEAT_MS;
     long allowed_failures = 3;
@@ -117,6 +122,9 @@ main (int argc, char *argv [])
         else
         if (strcmp (argv [i], "--endpoint-file") == 0 && i + 1 < argc)
             endpoint_file = argv [++i];
+        else
+        if (strcmp (argv [i], "--dashboard") == 0 && i + 1 < argc)
+            dashboard = strcmp (argv [++i], "off") == 0 ? NULL : argv [i];
         else
         if (strcmp (argv [i], "--curve-cert") == 0 && i + 1 < argc)
             curve_cert = argv [++i];
@@ -146,9 +154,16 @@ main (int argc, char *argv [])
         cask_curve_destroy (&curve);
         return EXIT_FAILURE;
     }
+    if (cask_broker_set_dashboard (broker, dashboard)) {
+        cask_broker_destroy (&broker);
+        cask_curve_destroy (&curve);
+        return EXIT_FAILURE;
+    }
     cask_broker_set_heartbeat (broker, (unsigned) heartbeat);
     cask_broker_set_allowed_failures (broker, (unsigned) allowed_failures);
     printf ("cask-broker: listening on %s\n", cask_broker_endpoint (broker));
+    if (dashboard)
+        printf ("cask-broker: dashboard at %s\n", cask_broker_dashboard_url (broker));
     if (curve)
         printf ("cask-broker: CurveZMQ with the key %s, letting in the keys in %s\n",
                 cask_curve_public_key (curve), curve_allow);

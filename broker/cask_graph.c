@@ -182,11 +182,18 @@ typedef struct {
     size_t cap;
 } s_vec_t;
 
+//  The live states: waiting, ready and processing (see s_function_track).
+#define S_NLIVE (S_PROCESSING + 1)
+
 typedef struct {
     char *name;
     size_t name_len;
     double mean_duration;       //  seconds
     uint32_t runs;
+    //  Progress of its tasks (cask_graph_progress)
+    uint32_t live [S_NLIVE];    //  tasks in each live state now
+    uint64_t done;              //  times one of its tasks finished
+    uint64_t erred;             //  times one of its tasks erred
 } s_function_t;
 
 //  A published name and the task it holds.
@@ -735,10 +742,30 @@ s_drop_needs (cask_graph_t *self, cask_gtask_t *task)
     }
 }
 
+//  Counts a task of a known function moving from old to state. A task
+//  enters and leaves the live states only here, so the counts balance.
+static void
+s_function_track (cask_graph_t *self, const cask_gtask_t *task, s_state_t old, s_state_t state)
+{
+    s_function_t *function = task->scattered ? NULL : s_function (self, task->fn);
+    if (!function)
+        return;
+    if (old < S_NLIVE)
+        function->live [old]--;
+    if (state < S_NLIVE)
+        function->live [state]++;
+    if (state == S_MEMORY)
+        function->done++;
+    else
+    if (state == S_ERRED)
+        function->erred++;
+}
+
 static void
 s_set_state (cask_graph_t *self, cask_gtask_t *task, s_state_t state)
 {
     s_state_t old = (s_state_t) task->state;
+    s_function_track (self, task, old, state);
     if (old == S_READY)
         s_list_unlink (s_queue_of (self, task), task);
     if (state == S_READY)
@@ -1832,6 +1859,8 @@ cask_graph_done (cask_graph_t *self, uint32_t id, const cask_done_t *rec)
         return s_copied (self, task, worker, rec->ok);
     if (!worker || !task || task->state != S_PROCESSING || task->worker != worker)
         return -1;
+    if (self->sink.finished)
+        self->sink.finished (self->arg, id, task, rec);
     s_unassign (self, task);
     worker->tasks_done++;
     if (!rec->ok && task->retries > 0 && s_wanted (task))
@@ -1907,6 +1936,11 @@ cask_graph_restart (cask_graph_t *self, const char *reason)
         s_alloc_or_die (NULL);
     self->peak_tasks = 0;
     memset (self->counts, 0, sizeof self->counts);
+    for (size_t i = 0; i < self->nfunctions; i++) {
+        s_function_t *function = &self->functions [i];
+        memset (function->live, 0, sizeof function->live);
+        function->done = function->erred = 0;
+    }
     memset (&self->ready, 0, sizeof self->ready);
     memset (&self->restricted, 0, sizeof self->restricted);
     self->steals = 0;
@@ -2116,10 +2150,11 @@ const char *
 cask_graph_verify (cask_graph_t *self)
 {
     size_t counts [S_NSTATES] = { 0 };
-    size_t ntasks = 0, published = 0;
+    size_t ntasks = 0, published = 0, live = 0;
     cask_gtask_t *task;
     size_t cursor = 0;
     while ((task = cask_keymap_next (self->tasks, &cursor))) {
+        live += task->state < S_NLIVE && !task->scattered && s_function (self, task->fn);
         if (s_find (self, s_view (task->key, task->key_len)) != task)
             return "a task cannot be found by its key";
         const char *wrong = s_verify_task (self, task, &published);
@@ -2131,6 +2166,11 @@ cask_graph_verify (cask_graph_t *self)
     if (ntasks != cask_keymap_size (self->tasks)
     ||  memcmp (counts, self->counts, sizeof counts) != 0)
         return "counts by state are wrong";
+    for (size_t i = 0; i < self->nfunctions; i++)
+        for (int state = 0; state < S_NLIVE; state++)
+            live -= self->functions [i].live [state];
+    if (live != 0)
+        return "the progress counts by function are wrong";
     size_t queued = 0;
     for (task = self->ready.head; task; task = task->next)
         queued += !task->restrictions;
@@ -2227,4 +2267,70 @@ cask_gtask_holds (const cask_gtask_t *self)
     for (uint32_t i = 0; i < self->nholds; i++)
         total += self->holds [i].count;
     return total;
+}
+
+void
+cask_graph_progress (cask_graph_t *self, cask_graph_progress_fn *fn, void *arg)
+{
+    for (size_t i = 0; i < self->nfunctions; i++) {
+        const s_function_t *function = &self->functions [i];
+        cask_graph_progress_t progress = {
+            s_view (function->name, function->name_len),
+            function->live [S_WAITING] + function->live [S_READY],
+            function->live [S_PROCESSING], function->done, function->erred
+        };
+        if (function->name
+        &&  (progress.waiting || progress.processing || progress.done || progress.erred))
+            fn (arg, &progress);
+    }
+}
+
+void
+cask_graph_each (cask_graph_t *self, cask_graph_visit_fn *fn, void *arg)
+{
+    cask_gtask_t *task;
+    size_t cursor = 0;
+    while ((task = cask_keymap_next (self->tasks, &cursor)))
+        if (!fn (arg, task))
+            break;
+}
+
+cask_str_t
+cask_graph_function_name (cask_graph_t *self, uint32_t id)
+{
+    return s_function_name (self, id);
+}
+
+const char *
+cask_gtask_state_name (const cask_gtask_t *self)
+{
+    static const char *names [S_NSTATES] = {
+        [S_WAITING] = "waiting", [S_READY] = "waiting", [S_PROCESSING] = "processing",
+        [S_MEMORY] = "memory", [S_ERRED] = "erred", [S_RELEASED] = "released"
+    };
+    return names [self->state];
+}
+
+cask_str_t
+cask_gtask_key (const cask_gtask_t *self)
+{
+    return s_view (self->key, self->key_len);
+}
+
+uint32_t
+cask_gtask_fn (const cask_gtask_t *self)
+{
+    return self->scattered ? 0 : self->fn;
+}
+
+uint32_t
+cask_gtask_ndeps (const cask_gtask_t *self)
+{
+    return self->ndeps;
+}
+
+const cask_gtask_t *
+cask_gtask_dep (const cask_gtask_t *self, uint32_t index)
+{
+    return self->deps [index].task;
 }

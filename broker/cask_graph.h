@@ -81,6 +81,11 @@ typedef struct {
     //  worker, retiring, has handed over all it must: the graph has
     //  forgotten it (and calls nothing else about it).
     void (*retired) (void *arg, uint32_t worker);
+    //  Optional (NULL: not called): task, processing on worker, finished
+    //  or failed as rec says, before the graph acts on it (the task
+    //  stream's record).
+    void (*finished) (void *arg, uint32_t worker, const cask_gtask_t *task,
+                      const cask_done_t *rec);
 } cask_graph_sink_t;
 
 //  Counts of tasks, as cask_graph_counts fills them.
@@ -187,6 +192,25 @@ void cask_graph_counts (cask_graph_t *self, cask_graph_counts_t *counts);
 int cask_graph_worker_load (cask_graph_t *self, uint32_t id, uint32_t *inflight,
                             uint64_t *tasks_done, uint64_t *nbytes);
 
+//  Progress of one function's tasks (cask_graph_progress).
+typedef struct {
+    cask_str_t name;
+    uint32_t waiting;           //  now waiting for dependencies or a worker
+    uint32_t processing;        //  now on workers
+    uint64_t done;              //  finished since the graph began (or restarted)
+    uint64_t erred;             //  failed since then
+} cask_graph_progress_t;
+typedef void (cask_graph_progress_fn) (void *arg, const cask_graph_progress_t *progress);
+//  Calls fn with the progress of each function that has had tasks, in id
+//  order. The counts are kept as tasks change state: this costs no walk.
+void cask_graph_progress (cask_graph_t *self, cask_graph_progress_fn *fn, void *arg);
+//  Calls fn with every task, in no order, until it returns false. The
+//  graph must not change during the walk.
+typedef bool (cask_graph_visit_fn) (void *arg, const cask_gtask_t *task);
+void cask_graph_each (cask_graph_t *self, cask_graph_visit_fn *fn, void *arg);
+//  Name of function id (empty when unknown), a view into the graph.
+cask_str_t cask_graph_function_name (cask_graph_t *self, uint32_t id);
+
 //  Checks the graph's invariants (needs, waiting counts, links, states,
 //  loads). Returns NULL when all hold, else what is wrong. For tests.
 const char *cask_graph_verify (cask_graph_t *self);
@@ -206,5 +230,13 @@ zmq_msg_t *cask_gtask_frames (const cask_gtask_t *self);
 void cask_gtask_state (const cask_gtask_t *self, cask_state_rec_t *rec);
 //  Total holds of all clients on the task.
 uint32_t cask_gtask_holds (const cask_gtask_t *self);
+//  "waiting" (for dependencies or a worker), "processing", "memory",
+//  "erred" or "released".
+const char *cask_gtask_state_name (const cask_gtask_t *self);
+cask_str_t cask_gtask_key (const cask_gtask_t *self);
+//  Function id; 0 for scattered data.
+uint32_t cask_gtask_fn (const cask_gtask_t *self);
+uint32_t cask_gtask_ndeps (const cask_gtask_t *self);
+const cask_gtask_t *cask_gtask_dep (const cask_gtask_t *self, uint32_t index);
 
 #endif

@@ -1286,6 +1286,10 @@ cask_done_put (cask_buf_t *buf, const cask_done_t *rec)
     cask_put_u64 (buf, rec->nbytes);
     cask_put_u32 (buf, rec->duration_us);
     cask_put_str16 (buf, rec->message);
+    cask_put_u64 (buf, rec->start_us);
+    cask_put_u64 (buf, rec->fetch_start_us);
+    cask_put_u32 (buf, rec->fetch_us);
+    cask_put_u16 (buf, rec->thread);
 }
 
 void
@@ -1297,6 +1301,46 @@ cask_done_get (cask_rd_t *rd, cask_done_t *rec)
     rec->nbytes = cask_get_u64 (rd);
     rec->duration_us = cask_get_u32 (rd);
     rec->message = cask_get_str16 (rd);
+    rec->start_us = cask_get_u64 (rd);
+    rec->fetch_start_us = cask_get_u64 (rd);
+    rec->fetch_us = cask_get_u32 (rd);
+    rec->thread = cask_get_u16 (rd);
+}
+
+void
+cask_heartbeat_put (cask_buf_t *buf, const cask_heartbeat_t *rec)
+{
+    cask_put_u32 (buf, rec->interval_ms);
+    cask_put_u64 (buf, rec->rss_bytes);
+    cask_put_u32 (buf, rec->cpu_permille);
+    cask_put_u64 (buf, rec->spilled_bytes);
+}
+
+void
+cask_heartbeat_get (cask_rd_t *rd, cask_heartbeat_t *rec)
+{
+    rec->interval_ms = cask_get_u32 (rd);
+    rec->rss_bytes = cask_get_u64 (rd);
+    rec->cpu_permille = cask_get_u32 (rd);
+    rec->spilled_bytes = cask_get_u64 (rd);
+}
+
+void
+cask_view_put (cask_buf_t *buf, const cask_view_t *rec)
+{
+    cask_put_str8 (buf, rec->view);
+    cask_put_u64 (buf, rec->since_us);
+    cask_put_u32 (buf, rec->limit);
+    cask_put_str8 (buf, rec->state);
+}
+
+void
+cask_view_get (cask_rd_t *rd, cask_view_t *rec)
+{
+    rec->view = cask_get_str8 (rd);
+    rec->since_us = cask_get_u64 (rd);
+    rec->limit = cask_get_u32 (rd);
+    rec->state = cask_get_str8 (rd);
 }
 
 void

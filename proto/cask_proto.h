@@ -417,9 +417,39 @@ typedef struct {
     uint64_t nbytes;            //  ok: cask_value_nbytes of the result
     uint32_t duration_us;       //  time the function ran
     cask_str_t message;         //  failed: the function's message
+    //  For the task stream: wall clock (microseconds since the epoch) when
+    //  the function started (0: it never ran), when the fetches of its
+    //  dependencies from peers started (0: none) and how long they took,
+    //  and the executor thread that ran it.
+    uint64_t start_us;
+    uint64_t fetch_start_us;
+    uint32_t fetch_us;
+    uint16_t thread;
 } cask_done_t;
 void cask_done_put (cask_buf_t *buf, const cask_done_t *rec);
 void cask_done_get (cask_rd_t *rd, cask_done_t *rec);
+
+//  HEARTBEAT body from a worker: its interval, and the figures the
+//  dashboard shows (the broker's HEARTBEAT carries only the interval).
+typedef struct {
+    uint32_t interval_ms;
+    uint64_t rss_bytes;         //  resident memory of the worker process
+    uint32_t cpu_permille;      //  CPU time over the last interval (1000: one core)
+    uint64_t spilled_bytes;     //  results kept on disk
+} cask_heartbeat_t;
+void cask_heartbeat_put (cask_buf_t *buf, const cask_heartbeat_t *rec);
+void cask_heartbeat_get (cask_rd_t *rd, cask_heartbeat_t *rec);
+
+//  STATUS body to a broker: which JSON document to answer with (an empty
+//  body asks for view "status"), and what to put in it.
+typedef struct {
+    cask_str_t view;            //  "status", "workers", "tasks", "task-stream"
+    uint64_t since_us;          //  task-stream: finished after, microseconds since the epoch
+    uint32_t limit;             //  most records (0: the view's default)
+    cask_str_t state;           //  tasks: only those in this state (empty: all)
+} cask_view_t;
+void cask_view_put (cask_buf_t *buf, const cask_view_t *rec);
+void cask_view_get (cask_rd_t *rd, cask_view_t *rec);
 
 //  SCATTER record (client -> broker): key will be uploaded by the client
 //  to worker `worker` (PUT); the broker holds it for the client as a task

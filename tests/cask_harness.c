@@ -561,9 +561,9 @@ static int s_start_broker (cask_harness_t *self)
     char *argv [32] = {
         (char *) s_broker_bin (), "--bind",
         *self->broker_address ? self->broker_address : "tcp://127.0.0.1:*",
-        "--endpoint-file", self->endpoint_file
+        "--endpoint-file", self->endpoint_file, "--dashboard", "127.0.0.1:0"
     };
-    size_t argc = 5;
+    size_t argc = 7;
     if (s_verbose ())
         argv [argc++] = "--verbose";
     for (size_t e = 0; self->broker_extra && self->broker_extra [e] && argc < 31; e++)

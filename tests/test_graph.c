@@ -121,7 +121,7 @@ s_setup (void)
 {
     s_recorder.size = 0;
     cask_graph_sink_t sink = { s_on_dispatch, s_on_state, s_on_free, s_on_cancelled,
-                               s_on_steal, s_on_copy, s_on_retired };
+                               s_on_steal, s_on_copy, s_on_retired, NULL };
     s_graph = cask_graph_new (&sink, NULL);
     ck_assert_ptr_nonnull (s_graph);
     ck_assert_int_eq (cask_graph_function_add (s_graph, FN_INC, cask_str ("inc")), 0);
@@ -183,14 +183,15 @@ s_submit (uint32_t client, const char *key, const char *dep0, const char *dep1)
 static int
 s_done (uint32_t worker, const char *key, uint64_t nbytes)
 {
-    cask_done_t rec = { cask_str (key), 1, CASK_INT64, nbytes, 100, cask_str ("") };
+    cask_done_t rec = { .key = cask_str (key), .ok = 1, .type = CASK_INT64, .nbytes = nbytes,
+                        .duration_us = 100, .message = cask_str ("") };
     return cask_graph_done (s_graph, worker, &rec);
 }
 
 static int
 s_fail (uint32_t worker, const char *key, const char *message)
 {
-    cask_done_t rec = { cask_str (key), 0, 0, 0, 100, cask_str (message) };
+    cask_done_t rec = { .key = cask_str (key), .duration_us = 100, .message = cask_str (message) };
     return cask_graph_done (s_graph, worker, &rec);
 }
 

@@ -477,7 +477,8 @@ START_TEST (test_broker_survives_fake_worker)
     //  DONE for tasks it never got, a truncated DONE, a LIBFAIL for no library.
     cask_buf_t body;
     cask_buf_init (&body);
-    cask_done_t done = { cask_str ("never-sent"), 1, CASK_INT64, 8, 10, cask_str ("") };
+    cask_done_t done = { .key = cask_str ("never-sent"), .ok = 1, .type = CASK_INT64, .nbytes = 8,
+                         .duration_us = 10, .message = cask_str ("") };
     cask_put_u32 (&body, 1);
     cask_done_put (&body, &done);
     s_send_buf (socket, CASK_MSG_DONE, &body);

@@ -766,7 +766,8 @@ START_TEST (test_records_state_done_error)
     s_assert_truncations_fail (&buf, s_state_get, &state2);
 
     cask_buf_reset (&buf);
-    cask_done_t done = { cask_str ("k2"), 1, CASK_BYTES, 10u << 20, 4321, cask_str ("") }, done2;
+    cask_done_t done = { cask_str ("k2"), 1, CASK_BYTES, 10u << 20, 4321, cask_str (""),
+                         1763800000123456u, 1763800000120000u, 3456, 7 }, done2;
     cask_done_put (&buf, &done);
     cask_rd_init (&rd, buf.data, buf.size);
     cask_done_get (&rd, &done2);
@@ -777,6 +778,10 @@ START_TEST (test_records_state_done_error)
     ck_assert_uint_eq (done2.nbytes, 10u << 20);
     ck_assert_uint_eq (done2.duration_us, 4321);
     ck_assert_uint_eq (done2.message.len, 0);
+    ck_assert_uint_eq (done2.start_us, 1763800000123456u);
+    ck_assert_uint_eq (done2.fetch_start_us, 1763800000120000u);
+    ck_assert_uint_eq (done2.fetch_us, 3456);
+    ck_assert_uint_eq (done2.thread, 7);
     s_assert_truncations_fail (&buf, s_done_get, &done2);
 
     cask_buf_reset (&buf);

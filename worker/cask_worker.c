@@ -77,6 +77,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -123,6 +124,11 @@ struct _s_job_t {
     cask_value_t *result;
     char *error;
     uint32_t duration_us;
+    //  For the task stream (DONE): wall clock in microseconds
+    uint64_t start_wall_us;             //  when the function started
+    uint64_t fetch_start_us;            //  when its first fetch started, or 0
+    uint32_t fetch_us;                  //  how long its fetches took
+    uint16_t thread;                    //  the executor that ran it
     s_job_t *next;                      //  ready list, free list
     s_job_t *every;                     //  all jobs ever made, for destroy
 };
@@ -207,6 +213,8 @@ struct _cask_worker_t {
     int64_t broker_heard_at;            //  s_now_us of its last message
     uint32_t broker_heartbeat_ms;       //  how often it heartbeats
     int64_t heartbeat_at;               //  when ours is due
+    int64_t cpu_used_us;                //  CPU time at the last heartbeat
+    int64_t cpu_taken_at;               //  when it was taken
     uint64_t tasks_run;
     uint64_t tasks_failed;
     uint64_t tasks_abandoned;           //  running at a RESTART or FREE
@@ -226,13 +234,28 @@ struct _cask_worker_t {
 };
 
 static void s_job_fetched (cask_worker_t *self, s_job_t *job);
+static uint64_t s_rss_bytes (void);
+
+static int64_t
+s_clock_us (clockid_t clock)
+{
+    struct timespec ts;
+    clock_gettime (clock, &ts);
+    return (int64_t) ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
 
 static int64_t
 s_now_us (void)
 {
-    struct timespec ts;
-    clock_gettime (CLOCK_MONOTONIC, &ts);
-    return (int64_t) ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+    return s_clock_us (CLOCK_MONOTONIC);
+}
+
+//  Wall clock, for the task stream: comparable across hosts, unlike the
+//  monotonic clock that times everything else.
+static uint64_t
+s_wall_us (void)
+{
+    return (uint64_t) s_clock_us (CLOCK_REALTIME);
 }
 
 //  ---------------------------------------------------------------------
@@ -295,6 +318,9 @@ s_job_clear (s_job_t *job)
     job->running = false;
     job->timeout_ms = 0;
     job->timed_out_us = 0;
+    job->start_wall_us = 0;
+    job->fetch_start_us = 0;
+    job->fetch_us = 0;
     job->copy = false;
     job->args_size = 0;
     cask_message_close (&job->frames);
@@ -376,6 +402,17 @@ s_done_add (cask_worker_t *self, const cask_done_t *rec)
         s_done_send (self);
 }
 
+//  Adds the DONE of job, with when it fetched and ran, for the task stream.
+static void
+s_job_done_add (cask_worker_t *self, const s_job_t *job, cask_done_t *rec)
+{
+    rec->start_us = job->start_wall_us;
+    rec->fetch_start_us = job->fetch_start_us;
+    rec->fetch_us = job->fetch_us;
+    rec->thread = job->thread;
+    s_done_add (self, rec);
+}
+
 //  True while the broker waits for the job's DONE: none sent yet, and not
 //  dropped (by FREE, STEAL or RESTART).
 static bool
@@ -399,8 +436,8 @@ s_job_fail (cask_worker_t *self, s_job_t *job, const char *format, ...)
     vsnprintf (message, sizeof message, format, args);
     va_end (args);
     cask_log_print (self->log, CASK_LOG_INFO, "task %s failed: %s", job->key, message);
-    cask_done_t rec = { cask_str (job->key), 0, 0, 0, 0, cask_str (message) };
-    s_done_add (self, &rec);
+    cask_done_t rec = { .key = cask_str (job->key), .message = cask_str (message) };
+    s_job_done_add (self, job, &rec);
     self->tasks_failed++;
     job->failed = true;
     if (job->nwaiting == 0)
@@ -416,21 +453,21 @@ s_job_finish (cask_worker_t *self, s_job_t *job)
     if (job->ok) {
         cask_value_t *result = job->result ? job->result : cask_null ();
         job->result = NULL;
-        cask_done_t rec = { cask_str (job->key), 1, 0, 0, job->duration_us, cask_str (NULL) };
+        cask_done_t rec = { .key = cask_str (job->key), .ok = 1, .duration_us = job->duration_us };
         if (result) {
             rec.type = (uint8_t) cask_value_type (result);
             rec.nbytes = cask_value_nbytes (result);
         }
         if (cask_store_put (self->store, cask_str (job->key), result) == 0) {
-            s_done_add (self, &rec);
+            s_job_done_add (self, job, &rec);
             s_job_release (self, job);
             return;
         }
         job->error = strdup ("worker out of memory for the result");
     }
-    cask_done_t rec = { cask_str (job->key), 0, 0, 0, job->duration_us,
-                        cask_str (job->error ? job->error : "failed (worker out of memory)") };
-    s_done_add (self, &rec);
+    cask_done_t rec = { .key = cask_str (job->key), .duration_us = job->duration_us,
+                        .message = cask_str (job->error ? job->error : "failed (worker out of memory)") };
+    s_job_done_add (self, job, &rec);
     self->tasks_failed++;
     s_job_release (self, job);
 }
@@ -507,6 +544,7 @@ s_job_run (s_job_t *job)
     cask_call_t call;
     cask_call_init (&call, job->function, job->args);
     job->args = NULL;
+    job->start_wall_us = s_wall_us ();
     int64_t start = s_now_us ();
     job->ok = cask_call_invoke (&call, job->fn) == 0;
     int64_t elapsed = s_now_us () - start;
@@ -535,9 +573,8 @@ s_executor (void *arg)
     }
     pthread_mutex_lock (&pool->lock);
     //  Where this executor says what it runs, for the nanny
-    char *slot = self->config.slots
-               ? self->config.slots + pool->indexed * (CASK_MAX_KEY + 1) : NULL;
-    pool->indexed++;
+    uint16_t index = (uint16_t) pool->indexed++;
+    char *slot = self->config.slots ? self->config.slots + index * (CASK_MAX_KEY + 1) : NULL;
     while (push) {
         while (!pool->queued && !pool->stopping)
             pthread_cond_wait (&pool->wake, &pool->lock);
@@ -546,6 +583,7 @@ s_executor (void *arg)
         s_job_t *job = s_queue_pop (pool);
         job->ran = job->running = !job->dropped;
         job->started_us = s_now_us ();
+        job->thread = index;
         pool->busy++;
         pthread_mutex_unlock (&pool->lock);
 
@@ -770,6 +808,7 @@ s_job_fetched (cask_worker_t *self, s_job_t *job)
 {
     if (--job->nwaiting > 0)
         return;
+    job->fetch_us = (uint32_t) (s_wall_us () - job->fetch_start_us);
     if (!s_job_owes_done (self, job))
         s_job_release (self, job);
     else
@@ -968,7 +1007,8 @@ s_fetch (cask_worker_t *self, s_job_t *job, uint32_t slot, cask_str_t key,
             fetch->capwaiters = cap;
         }
         fetch->waiters [fetch->nwaiters++] = job;
-        job->nwaiting++;
+        if (job->nwaiting++ == 0 && !job->fetch_start_us)
+            job->fetch_start_us = s_wall_us ();
     }
     job->fetching [slot] = fetch;
     return 0;
@@ -1230,7 +1270,7 @@ s_job_start (cask_worker_t *self, cask_str_t key)
     if (job)
         cask_str_copy (key, job->key, sizeof job->key);
     else {
-        cask_done_t done = { key, 0, 0, 0, 0, cask_str ("worker out of memory") };
+        cask_done_t done = { .key = key, .message = cask_str ("worker out of memory") };
         s_done_add (self, &done);
         self->tasks_failed++;
     }
@@ -1545,6 +1585,23 @@ s_on_heartbeat (cask_worker_t *self, cask_message_t *msg)
         self->broker_heartbeat_ms = interval;
 }
 
+//  CPU time this process used since the last call, per mille of the time
+//  that passed (1000: one core busy all along).
+static uint32_t
+s_cpu_permille (cask_worker_t *self, int64_t now)
+{
+    struct rusage usage;
+    if (getrusage (RUSAGE_SELF, &usage))
+        return 0;
+    int64_t used = (int64_t) (usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) * 1000000
+                 + usage.ru_utime.tv_usec + usage.ru_stime.tv_usec;
+    int64_t cpu = used - self->cpu_used_us, wall = now - self->cpu_taken_at;
+    bool first = self->cpu_taken_at == 0;
+    self->cpu_used_us = used;
+    self->cpu_taken_at = now;
+    return first || wall <= 0 || cpu < 0 ? 0 : (uint32_t) (cpu * 1000 / wall);
+}
+
 //  Heartbeats the broker when due, and starts afresh when it has been
 //  silent for CASK_HEARTBEAT_LIVENESS of its intervals.
 static void
@@ -1556,8 +1613,14 @@ s_heartbeat (cask_worker_t *self, int64_t now)
     if (now < self->heartbeat_at)
         return;
     self->heartbeat_at = now + (int64_t) self->config.heartbeat_ms * 1000;
+    cask_heartbeat_t heartbeat = { self->config.heartbeat_ms, s_rss_bytes (),
+                                   s_cpu_permille (self, now), 0 };
+    cask_store_spill_stats_t spill;
+    cask_store_spill_stats (self->store, &spill);
+    uint64_t held = cask_store_bytes (self->store);
+    heartbeat.spilled_bytes = held > spill.bytes_in_memory ? held - spill.bytes_in_memory : 0;
     cask_buf_reset (&self->scratch);
-    cask_put_u32 (&self->scratch, self->config.heartbeat_ms);
+    cask_heartbeat_put (&self->scratch, &heartbeat);
     if (cask_send (self->broker, NULL, CASK_MSG_HEARTBEAT, &self->scratch, NULL))
         cask_log_print (self->log, CASK_LOG_WARNING, "cannot send HEARTBEAT: %s",
                         zmq_strerror (errno));
@@ -1768,7 +1831,8 @@ s_put_keep (cask_worker_t *self, cask_message_t *request, cask_str_t key, cask_v
 {
     char text [256];
     uint64_t nbytes = cask_value_nbytes (value);
-    cask_done_t done = { key, 1, (uint8_t) cask_value_type (value), nbytes, 0, cask_str (NULL) };
+    cask_done_t done = { .key = key, .ok = 1, .type = (uint8_t) cask_value_type (value),
+                         .nbytes = nbytes };
     const char *refusal = s_put_refusal (self, key, nbytes, text, sizeof text);
     if (refusal)
         cask_value_destroy (&value);
@@ -1778,7 +1842,7 @@ s_put_keep (cask_worker_t *self, cask_message_t *request, cask_str_t key, cask_v
     if (refusal) {
         cask_log_print (self->log, CASK_LOG_INFO, "refused to keep %.*s: %s",
                         (int) key.len, key.ptr, refusal);
-        done = (cask_done_t) { key, 0, 0, 0, 0, cask_str (refusal) };
+        done = (cask_done_t) { .key = key, .message = cask_str (refusal) };
         self->values_refused++;
     }
     else
@@ -1906,9 +1970,10 @@ s_time_limits (cask_worker_t *self)
         char message [512];
         snprintf (message, sizeof message, "%s ran past its time limit of %u ms",
                   job->function, job->timeout_ms);
-        cask_done_t rec = { cask_str (job->key), 0, 0, 0, (uint32_t) (now - job->started_us),
-                            cask_str (message) };
-        s_done_add (self, &rec);
+        cask_done_t rec = { .key = cask_str (job->key),
+                            .duration_us = (uint32_t) (now - job->started_us),
+                            .message = cask_str (message) };
+        s_job_done_add (self, job, &rec);
         self->tasks_failed++;
         self->tasks_timed_out++;
     }

@@ -58,6 +58,8 @@ S_RECORD (func, cask_func_t, cask_func_get, cask_func_put)
 S_RECORD (worker_info, cask_worker_info_t, cask_worker_info_get, cask_worker_info_put)
 S_RECORD (state, cask_state_rec_t, cask_state_get, cask_state_put)
 S_RECORD (done, cask_done_t, cask_done_get, cask_done_put)
+S_RECORD (heartbeat, cask_heartbeat_t, cask_heartbeat_get, cask_heartbeat_put)
+S_RECORD (view, cask_view_t, cask_view_get, cask_view_put)
 S_RECORD (scatter, cask_scatter_t, cask_scatter_get, cask_scatter_put)
 S_RECORD (stored, cask_stored_t, cask_stored_get, cask_stored_put)
 S_RECORD (dataset, cask_dataset_t, cask_dataset_get, cask_dataset_put)
@@ -312,11 +314,19 @@ s_body (s_decoder_t *self)
         case CASK_MSG_FREE:
         case CASK_MSG_STEAL:
         case CASK_MSG_GET: s_batch (self, s_key); break;
+        case CASK_MSG_STATUS:           //  empty: the status view
+            if (self->rd.ptr < self->rd.end)
+                s_view (self);
+            break;
         case CASK_MSG_BYE:
-        case CASK_MSG_STATUS:
         case CASK_MSG_RESTART:
         case CASK_MSG_RESTARTED: break;
-        case CASK_MSG_HEARTBEAT: cask_get_u32 (&self->rd); break;
+        case CASK_MSG_HEARTBEAT:        //  the broker's is the interval alone
+            if (self->rd.end - self->rd.ptr == 4)
+                cask_get_u32 (&self->rd);
+            else
+                s_heartbeat (self);
+            break;
         case CASK_MSG_PAUSE: cask_get_u8 (&self->rd); break;
         case CASK_MSG_SCATTER: s_batch (self, s_scatter); break;
         case CASK_MSG_PUBLISH:

@@ -276,8 +276,9 @@ static void
 s_done (s_corpus_t *self, const char *key, bool ok)
 {
     cask_put_u32 (&self->body, 1);
-    cask_done_t done = { cask_str (key), ok, ok ? CASK_INT64 : 0, ok ? 8 : 0, 17,
-                         cask_str (ok ? "" : "it failed") };
+    cask_done_t done = { .key = cask_str (key), .ok = ok, .type = ok ? CASK_INT64 : 0,
+                         .nbytes = ok ? 8 : 0, .duration_us = 17,
+                         .message = cask_str (ok ? "" : "it failed"), .start_us = 1763800000000000 };
     cask_done_put (&self->body, &done);
 }
 

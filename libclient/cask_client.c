@@ -1997,8 +1997,16 @@ s_reported (void *arg)
 char *
 cask_client_status (cask_client_t *self, int timeout_ms)
 {
+    return cask_client_view (self, NULL, timeout_ms);
+}
+
+char *
+cask_client_view (cask_client_t *self, const cask_view_t *view, int timeout_ms)
+{
     cask_client_send_releases (self);
     cask_buf_reset (&self->body);
+    if (view)
+        cask_view_put (&self->body, view);
     if (cask_send (self->broker, NULL, CASK_MSG_STATUS, &self->body, NULL)) {
         cask_client_set_error (self, "status: cannot send to the broker at %s: %s",
                                self->address, zmq_strerror (errno));

@@ -118,6 +118,9 @@ void cask_as_completed_unwatch (cask_future_t *future);
 //  Returns the REPORT's JSON text, NUL-terminated, which the caller frees;
 //  or NULL (the client's error says why).
 char *cask_client_status (cask_client_t *self, int timeout_ms);
+//  cask_client_status for a view of the broker (STATUS with a body: see
+//  proto/PROTOCOL.md); view NULL is the status view.
+char *cask_client_view (cask_client_t *self, const cask_view_t *view, int timeout_ms);
 
 //  Sets the client's error message (printf style) and returns -1.
 int cask_client_set_error (cask_client_t *self, const char *format, ...)

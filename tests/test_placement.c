@@ -5,7 +5,8 @@
     worker that stays, nothing runs twice, no future is lost, the retired
     processes exit cleanly); restricted tasks run only on the named
     workers or where the resources they need are free, and a task no
-    worker can run fails at once with a clear message.
+    worker can run fails at once with a clear message; the task stream
+    records what ran where and when, and the transfers before.
 */
 #include <check.h>
 #include <stdio.h>
@@ -224,6 +225,103 @@ START_TEST (test_restrictions_and_resources)
 }
 END_TEST
 
+//  The record of one function's progress in the broker's status view.
+static const cJSON *
+s_progress_of (const cJSON *report, const char *function)
+{
+    const cJSON *item;
+    cJSON_ArrayForEach (item, cJSON_GetObjectItemCaseSensitive (report, "progress"))
+        if (strcmp (cJSON_GetStringValue (cJSON_GetObjectItemCaseSensitive (item, "function")),
+                    function) == 0)
+            return item;
+    return NULL;
+}
+
+//  The task stream says what ran where and when: a task on w0, one on w1
+//  that fetched the first's result from w0 first, and one that failed.
+//  The broker's progress counts them by function.
+START_TEST (test_task_stream_records_where_and_when)
+{
+    cask_harness_test_start (&harness, 2, 1, &client, cask_harness_test_lib ());
+    double since = cask_time ();
+    cask_submit_opts_t on_w0 = CASK_SUBMIT_DEFAULT, on_w1 = CASK_SUBMIT_DEFAULT;
+    on_w0.workers = "w0";
+    on_w1.workers = "w1";
+    cask_future_t *first = s_nap (30, 5, &on_w0);
+    cask_value_t *args [] = { cask_int64 (20), cask_future_arg (first) };
+    cask_future_t *second = cask_submit_opts (client, "nap", &on_w1, args, 2);
+    ck_assert_ptr_nonnull (second);
+    ck_assert_int_eq (s_int (second), 5);
+    cask_value_t *bad [] = { cask_string ("soon"), cask_int64 (1) };
+    cask_future_t *failed = cask_submit_opts (client, "nap", NULL, bad, 2);
+    ck_assert_int_eq (cask_wait (client, &failed, 1, CASK_WAIT_ALL, RESULT_TIMEOUT), 1);
+    ck_assert_int_eq (cask_future_status (failed), CASK_ERROR);
+
+    cask_task_stream_t *stream = cask_client_task_stream (client, since, 5000);
+    ck_assert_msg (stream != NULL, "%s", cask_client_error (client));
+    ck_assert_uint_eq (cask_task_stream_size (stream), 3);
+    const cask_task_record_t *a = cask_task_stream_get (stream, 0);
+    const cask_task_record_t *b = cask_task_stream_get (stream, 1);
+    const cask_task_record_t *c = cask_task_stream_get (stream, 2);
+    ck_assert_ptr_null (cask_task_stream_get (stream, 3));
+    ck_assert_str_eq (a->key, cask_future_key (first));
+    ck_assert_str_eq (b->key, cask_future_key (second));
+    ck_assert_str_eq (c->key, cask_future_key (failed));
+    ck_assert_str_eq (a->function, "nap");
+    ck_assert_str_eq (a->worker_name, "w0");
+    ck_assert_str_eq (b->worker_name, "w1");
+    ck_assert (a->ok && b->ok && !c->ok);
+    ck_assert_uint_eq (a->thread, 0);
+    ck_assert_uint_eq (a->nbytes, 8);
+    //  Same host, so one clock: the nap of 30 ms lies inside the wait
+    ck_assert (a->start >= since && a->stop - a->start >= 0.029);
+    ck_assert (b->stop - b->start >= 0.019);
+    ck_assert (a->transfer_start == 0 && a->transfer_stop == 0);
+    ck_assert_msg (b->transfer_start >= a->stop && b->transfer_start <= b->transfer_stop
+                   && b->transfer_stop <= b->start,
+                   "a stops at %.6f, b fetches %.6f-%.6f, runs from %.6f", a->stop,
+                   b->transfer_start, b->transfer_stop, b->start);
+
+    //  Saved as JSON, it reads back as the same three records
+    char path [] = "/tmp/cask-task-stream-XXXXXX";
+    int fd = mkstemp (path);
+    ck_assert_int_ge (fd, 0);
+    close (fd);
+    ck_assert_int_eq (cask_task_stream_save (stream, path), 0);
+    char text [4096] = "";
+    FILE *file = fopen (path, "r");
+    ck_assert_ptr_nonnull (file);
+    size_t size = fread (text, 1, sizeof text - 1, file);
+    fclose (file);
+    unlink (path);
+    text [size] = 0;
+    cJSON *saved = cJSON_Parse (text);
+    ck_assert_int_eq (cJSON_GetArraySize (saved), 3);
+    ck_assert_str_eq (cJSON_GetStringValue (cJSON_GetObjectItem (cJSON_GetArrayItem (saved, 2),
+                                                                 "status")), "error");
+    cJSON_Delete (saved);
+    cask_task_stream_destroy (&stream);
+    cask_task_stream_destroy (&stream);
+
+    //  Nothing finished since now
+    stream = cask_client_task_stream (client, cask_time (), 5000);
+    ck_assert_uint_eq (cask_task_stream_size (stream), 0);
+    cask_task_stream_destroy (&stream);
+
+    cJSON *report = cask_harness_broker_report (harness, 5000);
+    const cJSON *nap = s_progress_of (report, "nap");
+    ck_assert_ptr_nonnull (nap);
+    ck_assert_int_eq (cask_harness_json_int (nap, "done", -1), 2);
+    ck_assert_int_eq (cask_harness_json_int (nap, "erred", -1), 1);
+    ck_assert_int_eq (cask_harness_json_int (nap, "processing", -1), 0);
+    cJSON_Delete (report);
+    cask_future_destroy (&first);
+    cask_future_destroy (&second);
+    cask_future_destroy (&failed);
+    cask_harness_test_stop (&harness, &client);
+}
+END_TEST
+
 int
 main (void)
 {
@@ -233,5 +331,6 @@ main (void)
     tcase_add_test (tc, test_idle_worker_steals_queued_task);
     tcase_add_test (tc, test_scale_down_loses_nothing);
     tcase_add_test (tc, test_restrictions_and_resources);
+    tcase_add_test (tc, test_task_stream_records_where_and_when);
     return cask_test_run ("placement", tc, NULL);
 }

@@ -306,6 +306,49 @@ void cask_cluster_info_destroy (cask_cluster_info_t **self_p);
 int cask_cluster_info_print (const cask_cluster_info_t *self, char *buf, size_t size);
 
 //  ---------------------------------------------------------------------
+//  The task stream: what ran where and when, like Dask's get_task_stream.
+//  The broker keeps the last 100,000 tasks that finished.
+
+//  One task that finished. Times are seconds since the epoch, by the clock
+//  of the worker that ran it.
+typedef struct {
+    const char *key;
+    const char *function;       //  "" for a copy between workers
+    uint32_t worker;            //  the broker's number for the worker
+    const char *worker_name;    //  "" once the worker left
+    unsigned thread;            //  the worker's executor thread, from 0
+    double start;               //  the function started
+    double stop;                //  and returned
+    double transfer_start;      //  fetching its dependencies from other
+    double transfer_stop;       //  workers; both 0 when it fetched none
+    uint64_t nbytes;            //  size of the result
+    bool ok;                    //  false: it failed
+} cask_task_record_t;
+
+typedef struct _cask_task_stream_t cask_task_stream_t;
+
+//  The wall clock, seconds since the epoch: note it before some work, then
+//  pass it as since to get the record of that work.
+double cask_time (void);
+//  Asks the broker for the record of the tasks that finished after since
+//  (seconds since the epoch; 0 for all it keeps), oldest first, and waits
+//  up to timeout_ms for it. Returns a new stream the caller destroys, or
+//  NULL (cask_client_error says why).
+cask_task_stream_t *cask_client_task_stream (cask_client_t *self, double since,
+                                             int timeout_ms);
+//  Frees the stream and nulls *self_p. Safe twice.
+void cask_task_stream_destroy (cask_task_stream_t **self_p);
+//  Number of records.
+size_t cask_task_stream_size (const cask_task_stream_t *self);
+//  Record index (from 0, oldest first), owned by the stream; NULL past the end.
+const cask_task_record_t *cask_task_stream_get (const cask_task_stream_t *self, size_t index);
+//  The records as JSON, an array of objects with the fields above
+//  ("status": "OK" or "error" for ok), owned by the stream.
+const char *cask_task_stream_json (const cask_task_stream_t *self);
+//  Writes cask_task_stream_json to path. Returns 0, or -1 (errno set).
+int cask_task_stream_save (const cask_task_stream_t *self, const char *path);
+
+//  ---------------------------------------------------------------------
 //  as_completed: futures handed back in the order they finish.
 
 typedef struct _cask_as_completed_t cask_as_completed_t;

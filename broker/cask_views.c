@@ -130,8 +130,63 @@ cask_views_tasks (cJSON *doc, cask_graph_t *graph, const char *state, size_t lim
     return rc;
 }
 
+//  The stream is the one document that can be large (a dashboard asks for
+//  thousands of records a second while a graph runs), so it is written
+//  straight into a buffer: cJSON prints each number through printf twice.
+
+static void
+s_put_text (cask_buf_t *buf, const char *text)
+{
+    cask_put_raw (buf, text, strlen (text));
+}
+
+static void
+s_put_decimal (cask_buf_t *buf, uint64_t value, int min_digits)
+{
+    char digits [24];
+    int count = 0;
+    do {
+        digits [sizeof digits - 1 - count++] = (char) ('0' + value % 10);
+        value /= 10;
+    } while (value || count < min_digits);
+    cask_put_raw (buf, digits + sizeof digits - count, (size_t) count);
+}
+
+//  Microseconds as seconds with six decimals.
+static void
+s_put_seconds (cask_buf_t *buf, uint64_t us)
+{
+    s_put_decimal (buf, us / 1000000, 1);
+    cask_put_u8 (buf, '.');
+    s_put_decimal (buf, us % 1000000, 6);
+}
+
+//  text as a JSON string: quotes, backslashes and control bytes escaped.
+static void
+s_put_string (cask_buf_t *buf, cask_str_t text)
+{
+    static const char hex [] = "0123456789abcdef";
+    cask_put_u8 (buf, '"');
+    for (size_t i = 0; i < text.len; i++) {
+        uint8_t byte = (uint8_t) text.ptr [i];
+        if (byte == '"' || byte == '\\') {
+            cask_put_u8 (buf, '\\');
+            cask_put_u8 (buf, byte);
+        }
+        else
+        if (byte < 0x20) {
+            char escape [6] = { '\\', 'u', '0', '0', hex [byte >> 4], hex [byte & 15] };
+            cask_put_raw (buf, escape, sizeof escape);
+        }
+        else
+            cask_put_u8 (buf, byte);
+    }
+    cask_put_u8 (buf, '"');
+}
+
 typedef struct {
-    cJSON *array;
+    cask_buf_t buf;
+    bool first;
     cask_graph_t *graph;
     cask_views_name_fn *name;
     void *arg;
@@ -141,29 +196,44 @@ static void
 s_add_stream (void *arg, const cask_stream_rec_t *rec)
 {
     s_stream_walk_t *walk = (s_stream_walk_t *) arg;
+    cask_buf_t *buf = &walk->buf;
     const char *worker_name = walk->name (walk->arg, rec->worker);
-    cJSON *item = cJSON_CreateObject ();
-    cJSON_AddItemToObject (item, "key", s_string (rec->key));
-    cJSON_AddItemToObject (item, "function",
-                           s_string (cask_graph_function_name (walk->graph, rec->fn)));
-    cJSON_AddNumberToObject (item, "worker", rec->worker);
-    cJSON_AddStringToObject (item, "worker_name", worker_name ? worker_name : "");
-    cJSON_AddNumberToObject (item, "thread", rec->thread);
-    cJSON_AddNumberToObject (item, "start", rec->start_us / 1e6);
-    cJSON_AddNumberToObject (item, "stop", rec->stop_us / 1e6);
-    cJSON_AddNumberToObject (item, "transfer_start", rec->fetch_start_us / 1e6);
-    cJSON_AddNumberToObject (item, "transfer_stop", rec->fetch_stop_us / 1e6);
-    cJSON_AddNumberToObject (item, "nbytes", (double) rec->nbytes);
-    cJSON_AddStringToObject (item, "status", rec->ok ? "OK" : "error");
-    cJSON_AddItemToArray (walk->array, item);
+    s_put_text (buf, walk->first ? "{\"key\":" : ",{\"key\":");
+    walk->first = false;
+    s_put_string (buf, rec->key);
+    s_put_text (buf, ",\"function\":");
+    s_put_string (buf, cask_graph_function_name (walk->graph, rec->fn));
+    s_put_text (buf, ",\"worker\":");
+    s_put_decimal (buf, rec->worker, 1);
+    s_put_text (buf, ",\"worker_name\":");
+    s_put_string (buf, cask_str (worker_name ? worker_name : ""));
+    s_put_text (buf, ",\"thread\":");
+    s_put_decimal (buf, rec->thread, 1);
+    s_put_text (buf, ",\"start\":");
+    s_put_seconds (buf, rec->start_us);
+    s_put_text (buf, ",\"stop\":");
+    s_put_seconds (buf, rec->stop_us);
+    s_put_text (buf, ",\"transfer_start\":");
+    s_put_seconds (buf, rec->fetch_start_us);
+    s_put_text (buf, ",\"transfer_stop\":");
+    s_put_seconds (buf, rec->fetch_stop_us);
+    s_put_text (buf, ",\"nbytes\":");
+    s_put_decimal (buf, rec->nbytes, 1);
+    s_put_text (buf, rec->ok ? ",\"status\":\"OK\"}" : ",\"status\":\"error\"}");
 }
 
-cJSON *
+char *
 cask_views_stream (cask_stream_t *stream, cask_graph_t *graph, uint64_t since_us,
                    size_t limit, cask_views_name_fn *name, void *arg)
 {
-    s_stream_walk_t walk = { cJSON_CreateArray (), graph, name, arg };
-    if (walk.array)
-        cask_stream_since (stream, since_us, limit, s_add_stream, &walk);
-    return walk.array;
+    s_stream_walk_t walk = { .first = true, .graph = graph, .name = name, .arg = arg };
+    cask_buf_init (&walk.buf);
+    cask_put_u8 (&walk.buf, '[');
+    cask_stream_since (stream, since_us, limit, s_add_stream, &walk);
+    cask_put_raw (&walk.buf, "]", 2);        //  with the terminating NUL
+    if (walk.buf.failed) {
+        cask_buf_free (&walk.buf);
+        return NULL;
+    }
+    return (char *) walk.buf.data;      //  the buffer's memory is malloc's
 }

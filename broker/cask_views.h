@@ -12,9 +12,11 @@
 #include "cask_graph.h"
 #include "cask_stream.h"
 
-//  Default and largest number of tasks in the "tasks" document.
+//  Default and largest number of tasks in the "tasks" document, and the
+//  default number of records in the "task-stream" one.
 #define CASK_VIEWS_TASKS 1000
 #define CASK_VIEWS_TASKS_MAX 100000
+#define CASK_VIEWS_STREAM 10000
 
 //  Array of {"function", "waiting", "processing", "done", "erred"}, one per
 //  function that has had tasks. NULL when out of memory.
@@ -27,11 +29,12 @@ cJSON *cask_views_progress (cask_graph_t *graph);
 int cask_views_tasks (cJSON *doc, cask_graph_t *graph, const char *state, size_t limit);
 //  Name of worker id, or NULL when it is not connected.
 typedef const char *(cask_views_name_fn) (void *arg, uint32_t worker);
-//  Array of the newest limit records of stream that stopped after
-//  since_us, oldest first: {"key", "function", "worker", "worker_name",
-//  "thread", "start", "stop", "transfer_start", "transfer_stop", "nbytes",
-//  "status"}, times in seconds since the epoch. NULL when out of memory.
-cJSON *cask_views_stream (cask_stream_t *stream, cask_graph_t *graph, uint64_t since_us,
-                          size_t limit, cask_views_name_fn *name, void *arg);
+//  JSON text of the array of the newest limit records of stream that
+//  stopped after since_us, oldest first: {"key", "function", "worker",
+//  "worker_name", "thread", "start", "stop", "transfer_start",
+//  "transfer_stop", "nbytes", "status"}, times in seconds since the epoch
+//  with six decimals. The caller frees it; NULL when out of memory.
+char *cask_views_stream (cask_stream_t *stream, cask_graph_t *graph, uint64_t since_us,
+                         size_t limit, cask_views_name_fn *name, void *arg);
 
 #endif

@@ -60,16 +60,25 @@ cask_str_copy (cask_str_t view, char *buf, size_t size)
 static inline void
 s_store_le (uint8_t *dest, uint64_t value, size_t width)
 {
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    //  One move: the compiler does not fold the loop below into one
+    memcpy (dest, &value, width);
+#else
     for (size_t index = 0; index < width; index++)
         dest [index] = (uint8_t) (value >> (8 * index));
+#endif
 }
 
 static inline uint64_t
 s_load_le (const uint8_t *src, size_t width)
 {
     uint64_t value = 0;
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    memcpy (&value, src, width);
+#else
     for (size_t index = 0; index < width; index++)
         value |= (uint64_t) src [index] << (8 * index);
+#endif
     return value;
 }
 

@@ -1,7 +1,8 @@
 /*  cask_info.c - cluster info: the broker's REPORT as a struct, and a
     Dask-like summary of it.
 
-    cask_client_info sends STATUS and parses the REPORT's "workers" array
+    cask_client_info sends STATUS and parses the REPORT's "dashboard" URL
+    and "workers" array
     (id, name, endpoint, nthreads, memory_limit, inflight, bytes_held,
     tasks_done, and resources when the broker gives them, as
     broker/cask_broker.c builds them); the totals are the sums over the
@@ -89,7 +90,12 @@ s_resources (const cJSON *worker)
 static int
 s_parse (cask_cluster_info_t *info, const cJSON *report, const char **why)
 {
+    info->dashboard = s_string (report, "dashboard");
     const cJSON *workers = cJSON_GetObjectItemCaseSensitive (report, "workers");
+    if (!info->dashboard) {
+        *why = "out of memory";
+        return -1;
+    }
     if (!cJSON_IsArray (workers)) {
         *why = "the REPORT has no workers array";
         return -1;
@@ -168,6 +174,7 @@ cask_cluster_info_destroy (cask_cluster_info_t **self_p)
     }
     free (self->workers);
     free (self->address);
+    free (self->dashboard);
     free (self);
 }
 
@@ -199,6 +206,8 @@ cask_cluster_info_print (const cask_cluster_info_t *self, char *buf, size_t size
     s_format_bytes (self->memory, memory, sizeof memory);
     s_append (buf, size, &length, "<Client: '%s' workers=%zu, threads=%llu, memory=%s>\n",
               self->address, self->nworkers, (unsigned long long) self->nthreads, memory);
+    if (self->dashboard && *self->dashboard)
+        s_append (buf, size, &length, "  dashboard: %s\n", self->dashboard);
     for (size_t index = 0; index < self->nworkers; index++) {
         const cask_cluster_worker_t *worker = &self->workers [index];
         s_format_bytes (worker->memory_limit, memory, sizeof memory);

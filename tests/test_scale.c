@@ -254,6 +254,9 @@ START_TEST (test_cluster_info)
     ck_assert_msg (strstr (text, cask_harness_broker (harness)) != NULL, "%s", text);
     ck_assert_msg (strstr (text, "workers=2") != NULL, "%s", text);
     ck_assert_msg (strstr (text, "threads=4") != NULL, "%s", text);
+    //  The harness's broker serves its dashboard on a port of its own
+    ck_assert_msg (strncmp (info->dashboard, "http://127.0.0.1:", 17) == 0, "%s", info->dashboard);
+    ck_assert_msg (strstr (text, info->dashboard) != NULL, "%s", text);
     ck_assert_msg (strstr (text, info->workers [0].endpoint) != NULL, "%s", text);
     ck_assert_msg (strstr (text, info->workers [1].endpoint) != NULL, "%s", text);
     //  Truncated like snprintf: the same length wanted, a NUL at the end

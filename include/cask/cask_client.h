@@ -281,6 +281,7 @@ typedef struct {
 //  The cluster. Owned by the caller (cask_cluster_info_destroy).
 typedef struct {
     char *address;              //  the broker's address
+    char *dashboard;            //  its dashboard's URL ("" when it serves none)
     size_t nworkers;            //  entries in workers
     uint64_t nthreads;          //  sum of the workers' nthreads
     uint64_t memory;            //  sum of the workers' memory limits
@@ -296,7 +297,8 @@ void cask_cluster_info_destroy (cask_cluster_info_t **self_p);
 //  Writes a Dask-like summary into buf (truncated to size, NUL-terminated
 //  when size > 0): a first line
 //  "<Client: 'tcp://127.0.0.1:8786' workers=2, threads=4, memory=15.63 GiB>",
-//  then one line per worker, "  worker 1 w0 tcp://127.0.0.1:40001 threads=2
+//  then "  dashboard: http://127.0.0.1:8787/status" when the broker serves
+//  one, then one line per worker, "  worker 1 w0 tcp://127.0.0.1:40001 threads=2
 //  memory=7.81 GiB in-flight=0 cached=1.17 KiB done=3" (a worker without a
 //  name shows "-"; one that declares resources shows them after the memory,
 //  "memory=7.81 GiB resources=GPU=2 in-flight=0"), each line ending in a

@@ -98,7 +98,7 @@ const cask = (function () {
         if (s < 0.001)
             return (s * 1e6).toFixed (0) + " us";
         if (s < 1)
-            return (s * 1000).toFixed (s < 0.01 ? 2 : 0) + " ms";
+            return (s * 1000).toFixed (s < 0.01 ? 1 : 0) + " ms";
         if (s < 120)
             return s.toFixed (s < 10 ? 2 : 1) + " s";
         if (s < 7200)
@@ -173,13 +173,14 @@ const cask = (function () {
         loop ();
     }
 
-    //  Sizes a canvas to its CSS width and the given CSS height, in device
-    //  pixels (sharp on high-DPI screens); returns its 2D context, scaled
-    //  so that drawing is in CSS pixels.
-    function fitCanvas (canvas, cssHeight)
+    //  Sizes a canvas to the given CSS height, and width (else the width
+    //  its box has), in device pixels (sharp on high-DPI screens);
+    //  returns its 2D context, scaled so that drawing is in CSS pixels.
+    function fitCanvas (canvas, cssHeight, cssWidth)
     {
         const ratio = window.devicePixelRatio || 1;
-        const width = canvas.clientWidth || canvas.parentNode.clientWidth || 800;
+        canvas.style.width = cssWidth ? cssWidth + "px" : "";
+        const width = cssWidth || canvas.clientWidth || canvas.parentNode.clientWidth || 800;
         canvas.style.height = cssHeight + "px";
         if (canvas.width !== Math.round (width * ratio)
         ||  canvas.height !== Math.round (cssHeight * ratio)) {
@@ -424,13 +425,14 @@ const cask = (function () {
             if (task.transfer_stop > 0 && task.transfer_stop >= left) {
                 const x0 = Math.max (labelWidth, X (task.transfer_start));
                 ctx.fillStyle = TRANSFER;
-                ctx.fillRect (x0, y, Math.max (1.5, X (task.transfer_stop) - x0), h);
+                //  2 px at least: a fetch of a few ms must still show
+                ctx.fillRect (x0, y, Math.max (2, X (task.transfer_stop) - x0), h);
             }
             const x0 = Math.max (labelWidth, X (task.start));
             let w = X (task.stop) - x0;
             if (w > 4)
                 w -= 1;             //  a hair between tasks that follow each other
-            w = Math.max (1, w);
+            w = Math.max (2, w);    //  a task of a millisecond still shows
             ctx.fillStyle = task.status === "OK" ? funcColour (task.function) : ERRED;
             ctx.fillRect (x0, y, w, h);
             placed.push ({ x0: Math.min (x0, task.transfer_stop > 0 ? X (task.transfer_start) : x0),
@@ -518,6 +520,7 @@ const cask = (function () {
             setText ("nprocessing", counts.processing || 0);
             setText ("nmemory", counts.memory || 0);
             setText ("nerred", counts.erred || 0);
+            $("nerred").parentNode.classList.toggle ("erred", (counts.erred || 0) > 0);
             setText ("ndone", progress.reduce ((sum, p) => sum + (p.done || 0), 0));
             setText ("nclients", status.clients || 0);
             setText ("held", fmtBytes (workers.reduce ((sum, w) => sum + (w.bytes_held || 0), 0)));
@@ -594,43 +597,61 @@ const cask = (function () {
             (layers [depth [i]] = layers [depth [i]] || []).push (i);
         //  Order each layer by the mean height of the dependencies, then
         //  shift it as a block towards them (chains run straight, a
-        //  reduction narrows towards its middle)
+        //  reduction narrows towards its middle). Roots have no
+        //  dependency: a first sweep orders them as listed, a second by
+        //  the mean height their dependants got in the first, which
+        //  uncrosses most edges out of them.
         const tallest = Math.min (maxRows, Math.max (1, ...layers.filter (Boolean).map ((l) => l.length)));
         const x = new Float64Array (n), y = new Float64Array (n);
-        const placed = [];              //  [layer, its first column]
-        let columns = 0;
-        for (const layer of layers) {
-            if (!layer)
-                continue;
-            const key = new Map (), rooted = new Set ();
-            for (const i of layer) {
-                const deps = (tasks [i].deps || []).filter ((d) => d >= 0 && d < n && d !== i);
-                key.set (i, deps.length ? deps.reduce ((s, d) => s + y [d], 0) / deps.length : i);
-                if (!deps.length)
-                    rooted.add (i);
+        let placed = [], columns = 0;       //  [layer, its first column]
+        function sweep (rootKey)
+        {
+            placed = [];
+            columns = 0;
+            for (const layer of layers) {
+                if (!layer)
+                    continue;
+                const key = new Map (), rooted = new Set ();
+                for (const i of layer) {
+                    const deps = (tasks [i].deps || []).filter ((d) => d >= 0 && d < n && d !== i);
+                    key.set (i, deps.length ? deps.reduce ((s, d) => s + y [d], 0) / deps.length : rootKey (i));
+                    if (!deps.length)
+                        rooted.add (i);
+                }
+                layer.sort ((a, b) => key.get (a) - key.get (b) || a - b);
+                //  the median of how far each task is below its dependencies
+                const below = [];
+                layer.forEach ((i, at) => {
+                    if (!rooted.has (i))
+                        below.push (key.get (i) - at);
+                });
+                below.sort ((a, b) => a - b);
+                const shift = layer.length > maxRows || !below.length ? 0
+                            : Math.max (0, Math.min (tallest - layer.length, below [below.length >> 1]));
+                layer.forEach ((i, at) => { y [i] = at % maxRows + shift; });
+                placed.push ([layer, columns]);
+                columns += Math.ceil (layer.length / maxRows);
             }
-            layer.sort ((a, b) => key.get (a) - key.get (b) || a - b);
-            //  the median of how far each task is below its dependencies
-            const below = [];
-            layer.forEach ((i, at) => {
-                if (!rooted.has (i))
-                    below.push (key.get (i) - at);
-            });
-            below.sort ((a, b) => a - b);
-            const shift = layer.length > maxRows || !below.length ? 0
-                        : Math.max (0, Math.min (tallest - layer.length, below [below.length >> 1]));
-            layer.forEach ((i, at) => { y [i] = at % maxRows + shift; });
-            placed.push ([layer, columns]);
-            columns += Math.ceil (layer.length / maxRows);
         }
-        const margin = 14;
-        const colWidth = columns > 1 ? (width - 2 * margin) / (columns - 1) : 0;
+        sweep ((i) => i);
+        const first = Float64Array.from (y);
+        sweep ((i) => children [i].length
+                      ? children [i].reduce ((s, c) => s + first [c], 0) / children [i].length
+                      : first [i]);
+        //  Columns MIN_COLUMN px apart at least: a long chain makes the
+        //  canvas wider than the page, which then scrolls sideways
+        //  (up to 16,000 px, far below what browsers allow a canvas)
+        const margin = 14, MIN_COLUMN = 8, WIDEST = 16000;
+        const colWidth = columns < 2 ? 0
+                       : Math.max ((width - 2 * margin) / (columns - 1),
+                                   Math.min (MIN_COLUMN, (WIDEST - 2 * margin) / (columns - 1)));
         for (const [layer, first] of placed)
             layer.forEach ((i, at) => {
                 const column = first + Math.floor (at / maxRows);
                 x [i] = columns > 1 ? margin + column * colWidth : width / 2;
             });
-        return { x, y, columns, tallest, colWidth, layers: layers.filter (Boolean).length };
+        return { x, y, columns, tallest, colWidth, layers: layers.filter (Boolean).length,
+                 width: columns > 1 ? 2 * margin + (columns - 1) * colWidth : width };
     }
 
     function graphPage ()
@@ -643,14 +664,14 @@ const cask = (function () {
             if (!doc)
                 return;
             const tasks = doc.tasks || [];
-            const width = canvas.clientWidth || 1000;
+            const width = canvas.parentNode.clientWidth || 1000;
             const maxHeight = Math.max (300, window.innerHeight - 240);
             const minSpacing = 5;
             const maxRows = Math.max (1, Math.floor ((maxHeight - 30) / minSpacing));
             const layout = layoutGraph (tasks, width, maxRows);
             const spacing = Math.max (minSpacing, Math.min (26, (maxHeight - 30) / layout.tallest));
             const height = Math.max (120, layout.tallest * spacing + 30);
-            const { ctx } = fitCanvas (canvas, height);
+            const { ctx } = fitCanvas (canvas, height, layout.width > width ? layout.width : null);
             const px = (i) => layout.x [i];
             const py = (i) => 15 + layout.y [i] * spacing + spacing / 2;
             const radius = Math.max (1.5, Math.min (7, spacing * 0.38,
@@ -717,7 +738,8 @@ const cask = (function () {
             const task = drawn.tasks [best];
             return task.function + "  " + task.key + "\nstate " + task.state
                  + (task.worker ? ", on worker " + task.worker : "")
-                 + "\nresult " + fmtBytes (task.nbytes) + ", priority " + task.priority
+                 + "\nresult " + fmtBytes (task.nbytes)
+                 + (task.priority !== undefined ? ", priority " + task.priority : "")
                  + "\n" + (task.deps || []).length + " dependencies shown";
         });
         window.addEventListener ("resize", draw);

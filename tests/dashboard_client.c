@@ -1,16 +1,19 @@
 /*  dashboard_client.c - the client of tests/test_dashboard.sh: keeps a graph
     running on the cluster while headless Chromium looks at the dashboard.
 
-    Usage: dashboard_client ADDRESS LIBRARY CHAINS LENGTH NAP_MS SECONDS
+    Usage: dashboard_client ADDRESS LIBRARY CHAINS LENGTH NAP_MS SECONDS [W1 W2]
 
     LIBRARY is tests/libcask_testlib.so. Submits the graph in waves; a wave is
       - CHAINS chains of LENGTH naps, nap (NAP_MS, previous nap), the first
         nap (NAP_MS, x) with x unique to the chain and the wave, so that
         every nap of a chain must come back as x (the graph page draws the
         chains; results move between the workers, the task stream's red);
-      - CHAINS / 4 pairs of make_bytes (256 KiB, seed, NAP_MS) and the
-        digest of each pair (its inputs often on both workers: transfers);
-      - crash ("dashboard"), which errs ("unknown way to crash"), so the
+      - CHAINS / 4 pairs of make_bytes (1 MiB, seed, NAP_MS) and the
+        digest of each pair; with worker names W1 and W2, the first of
+        each pair must run on W1, the second on W2 (submit option
+        "workers"), so every digest fetches an input from a peer: the
+        task stream has transfers to draw;
+      - crash ("dashboard wave N"), which errs ("unknown way to crash"), so the
         erred count and the error colour have something to show.
     When a wave is done, its values are checked and the next wave goes in;
     the client holds the futures of the last two waves, so the broker's
@@ -29,7 +32,7 @@
 #include <time.h>
 #include "cask_testlib.h"
 
-#define S_BYTES_SIZE (256 * 1024)
+#define S_BYTES_SIZE (1024 * 1024)
 
 static struct timespec s_start;
 static volatile sig_atomic_t s_stop;
@@ -86,6 +89,9 @@ typedef struct {
     int number;
 } s_wave_t;
 
+//  Where the halves of the pairs must run (NULL: anywhere)
+static const char *s_pin [2];
+
 static void
 s_wave_destroy (s_wave_t *wave)
 {
@@ -129,9 +135,14 @@ s_wave_submit (cask_client_t *client, s_wave_t *wave, int number,
         size_t pair = c / 4;
         if (c % 4 == 3 && pair < wave->pairs) {
             for (size_t k = 0; k < 2; k++) {
-                int64_t seed = wave->first_x + (int64_t) (2 * pair + k);
-                if (!(bytes [2 * pair + k] = cask_submit (client, "make_bytes",
-                        cask_int64 (S_BYTES_SIZE), cask_int64 (seed), cask_int64 (nap_ms), NULL))) {
+                cask_submit_opts_t opts = CASK_SUBMIT_DEFAULT;
+                opts.workers = s_pin [k];
+                cask_value_t *args [3] = {
+                    cask_int64 (S_BYTES_SIZE),
+                    cask_int64 (wave->first_x + (int64_t) (2 * pair + k)),
+                    cask_int64 (nap_ms)
+                };
+                if (!(bytes [2 * pair + k] = cask_submit_opts (client, "make_bytes", &opts, args, 3))) {
                     s_fail ("submit make_bytes: %s", cask_client_error (client));
                     return -1;
                 }
@@ -144,8 +155,10 @@ s_wave_submit (cask_client_t *client, s_wave_t *wave, int number,
             }
         }
     }
-    if (!(wave->futures [wave->count - 1] = cask_submit (client, "crash",
-                                                        cask_string ("dashboard"), NULL))) {
+    //  Its own key each wave (a key is the function and its arguments)
+    char how [64];
+    snprintf (how, sizeof how, "dashboard wave %d", number);
+    if (!(wave->futures [wave->count - 1] = cask_submit (client, "crash", cask_string (how), NULL))) {
         s_fail ("submit crash: %s", cask_client_error (client));
         return -1;
     }
@@ -192,7 +205,7 @@ s_wave_check (cask_client_t *client, s_wave_t *wave, size_t length, uint8_t *scr
     cask_future_t *bad = wave->futures [wave->count - 1];
     if (cask_future_status (bad) != CASK_ERROR
     ||  !strstr (cask_future_error (bad), "unknown way to crash"))
-        s_fail ("wave %d, crash (\"dashboard\"): %s: %s", wave->number,
+        s_fail ("wave %d, crash: %s: %s", wave->number,
                 cask_status_name (cask_future_status (bad)), cask_future_error (bad));
     if (s_failures == failures)
         printf ("wave %d ok at %lld ms\n", wave->number, (long long) s_elapsed_ms ());
@@ -201,9 +214,13 @@ s_wave_check (cask_client_t *client, s_wave_t *wave, size_t length, uint8_t *scr
 int
 main (int argc, char *argv [])
 {
-    if (argc != 7) {
-        fprintf (stderr, "usage: dashboard_client ADDRESS LIBRARY CHAINS LENGTH NAP_MS SECONDS\n");
+    if (argc != 7 && argc != 9) {
+        fprintf (stderr, "usage: dashboard_client ADDRESS LIBRARY CHAINS LENGTH NAP_MS SECONDS [W1 W2]\n");
         return 2;
+    }
+    if (argc == 9) {
+        s_pin [0] = argv [7];
+        s_pin [1] = argv [8];
     }
     clock_gettime (CLOCK_MONOTONIC, &s_start);
     const char *address = argv [1], *library = argv [2];

@@ -313,7 +313,10 @@ const cask = (function () {
                         part (p.waiting, "waiting", {}, "waiting"),
                         part (p.erred, "erred", {}, "erred")
                     ]),
-                    el ("span", { class: "count", text: count })
+                    el ("span", { class: "count", text: count,
+                                  title: fmtCount (p.done) + " done, " + fmtCount (p.processing)
+                                       + " processing, " + fmtCount (p.waiting) + " waiting, "
+                                       + fmtCount (p.erred) + " erred" })
                 ]);
             });
         if (!rows.length)

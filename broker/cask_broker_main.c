@@ -1,7 +1,8 @@
 /*  cask_broker_main.c - the cask-broker command.
 
     cask-broker [--bind ENDPOINT] [--endpoint-file FILE] [--dashboard ADDRESS|off]
-                [--verbose] [--help] [--curve-cert FILE --curve-allow DIR]
+                [--verbose] [--log-format text|json] [--log-level LEVEL] [--help]
+                [--curve-cert FILE --curve-allow DIR]
 
     Binds, says where on stdout ("cask-broker: listening on tcp://...") and,
     if asked, in FILE (written whole, then renamed into place, so a reader
@@ -13,6 +14,7 @@
 #include <string.h>
 #include "cask_broker.h"
 #include "cask_dashboard.h"
+#include "cask_log.h"
 #include "cask_proto.h"
 
 static volatile sig_atomic_t s_stop = 0;
@@ -30,7 +32,8 @@ s_usage (FILE *stream)
     fprintf (stream,
         "usage: cask-broker [--bind ENDPOINT] [--endpoint-file FILE] [--heartbeat MS]\n"
         "                   [--dashboard ADDRESS|off] [--allowed-failures N]\n"
-        "                   [--curve-cert FILE --curve-allow DIR] [--verbose] [--help]\n"
+        "                   [--curve-cert FILE --curve-allow DIR] [--verbose]\n"
+        "                   [--log-format text|json] [--log-level LEVEL] [--help]\n"
         "  --bind ENDPOINT       where to listen (default " CASK_BROKER_DEFAULT_BIND ";\n"
         "                        tcp://127.0.0.1:* picks a free port)\n"
         "  --endpoint-file FILE  write the endpoint bound to into FILE\n"
@@ -44,7 +47,10 @@ s_usage (FILE *stream)
         "                        FILE and FILE_secret (made by cask-keygen); needs\n"
         "  --curve-allow DIR     the public certificates of the clients and workers let\n"
         "                        in (any other key is refused before it says a word)\n"
-        "  --verbose             log every message\n", CASK_HEARTBEAT_MS, CASK_HEARTBEAT_LIVENESS);
+        "  --verbose             log every message\n"
+        "  --log-format FORMAT   log lines as text (default) or json, one object a line\n"
+        "  --log-level LEVEL     log error, warning, info (default) or debug lines and\n"
+        "                        those above (overrides --verbose)\n", CASK_HEARTBEAT_MS, CASK_HEARTBEAT_LIVENESS);
 }
 
 static int
@@ -134,6 +140,14 @@ main (int argc, char *argv [])
         else
         if (strcmp (argv [i], "--verbose") == 0)
             verbose = true;
+        else
+        if (strcmp (argv [i], "--log-format") == 0 && i + 1 < argc
+        &&  cask_log_set_format (argv [i + 1]) == 0)
+            i++;
+        else
+        if (strcmp (argv [i], "--log-level") == 0 && i + 1 < argc
+        &&  cask_log_set_level (argv [i + 1]) == 0)
+            i++;
         else
         if (strcmp (argv [i], "--help") == 0) {
             s_usage (stdout);

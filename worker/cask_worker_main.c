@@ -16,6 +16,7 @@
     it, 1 when it cannot start or its sockets fail, 2 on a bad option.
 */
 #include "cask_worker.h"
+#include "cask_log.h"
 
 #include <czmq.h>
 #include <dirent.h>
@@ -97,6 +98,9 @@ s_usage (FILE *out)
         "  --curve-allow DIR     the public certificates of the clients and workers let\n"
         "                        into the peer socket\n"
         "  --verbose             log what happens, not only problems\n"
+        "  --log-format FORMAT   log lines as text (default) or json, one object a line\n"
+        "  --log-level LEVEL     log error, warning (default), info or debug lines and\n"
+        "                        those above (overrides --verbose)\n"
         "  --help                show this and exit\n"
         "\n"
         "Exits with 0 when stopped by SIGINT or SIGTERM, or retired by the broker; with\n"
@@ -246,6 +250,8 @@ s_parse_options (s_options_t *options, int argc, char *argv [])
         { "curve-broker-key", required_argument, NULL, 'B' },
         { "curve-allow", required_argument, NULL, 'A' },
         { "verbose", no_argument, NULL, 'v' },
+        { "log-format", required_argument, NULL, 'F' },
+        { "log-level", required_argument, NULL, 'L' },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 }
     };
@@ -320,6 +326,18 @@ s_parse_options (s_options_t *options, int argc, char *argv [])
                 break;
             case 'v':
                 config->verbose = true;
+                break;
+            case 'F':
+                if (cask_log_set_format (optarg)) {
+                    fprintf (stderr, "E: --log-format takes text or json\n");
+                    return -1;
+                }
+                break;
+            case 'L':
+                if (cask_log_set_level (optarg)) {
+                    fprintf (stderr, "E: --log-level takes error, warning, info or debug\n");
+                    return -1;
+                }
                 break;
             case 'h':
                 s_usage (stdout);

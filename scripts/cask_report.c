@@ -1,4 +1,5 @@
-/*  cask_report.c - one STATUS round trip, for cask-status and the tests. */
+/*  cask_report.c - one STATUS round trip, for cask-status, cask and the
+    tests. */
 #include "cask_report.h"
 
 #include <errno.h>
@@ -18,7 +19,8 @@ static bool s_wait_readable (void *socket, int64_t deadline)
     return rc == 1;
 }
 
-cJSON *cask_report_fetch (void *ctx, const char *endpoint, int timeout_ms)
+cJSON *cask_report_fetch_view (void *ctx, const char *endpoint, const cask_view_t *view,
+                               int timeout_ms)
 {
     void *socket = zmq_socket (ctx, ZMQ_DEALER);
     if (!socket)
@@ -29,6 +31,8 @@ cJSON *cask_report_fetch (void *ctx, const char *endpoint, int timeout_ms)
     cJSON *json = NULL;
     cask_buf_t body;
     cask_buf_init (&body);
+    if (view)
+        cask_view_put (&body, view);
     if (zmq_connect (socket, endpoint) == 0
     &&  cask_send (socket, NULL, CASK_MSG_STATUS, &body, NULL) == 0
     &&  s_wait_readable (socket, deadline)) {
@@ -44,6 +48,11 @@ cJSON *cask_report_fetch (void *ctx, const char *endpoint, int timeout_ms)
     cask_buf_free (&body);
     zmq_close (socket);
     return json;
+}
+
+cJSON *cask_report_fetch (void *ctx, const char *endpoint, int timeout_ms)
+{
+    return cask_report_fetch_view (ctx, endpoint, NULL, timeout_ms);
 }
 
 int cask_report_nworkers (const cJSON *report)

@@ -5,7 +5,8 @@
 # LD_LIBRARY_PATH, its bin dir first on PATH), builds a task library and a
 # client with `cc ... $(pkg-config --cflags --libs cask)`, starts a broker
 # and two workers with the installed cask-cluster, checks they are the
-# installed binaries, runs the client, checks what it prints, and stops.
+# installed binaries, runs the client, checks what it prints and what the
+# installed `cask status` says of the cluster, and stops.
 #
 #   tests/test_install.sh BUILD_DIR    (meson test runs it: suite integration)
 #
@@ -58,7 +59,7 @@ cluster=$(find "$DESTDIR" -name cask-cluster -type f | head -n 1)
 [[ -n $cluster ]] || fail "no cask-cluster installed"
 LIB_DIR=$(dirname "$(dirname "$pc")")
 BIN_DIR=$(dirname "$cluster")
-for program in cask-broker cask-worker cask-status; do
+for program in cask-broker cask-worker cask-status cask; do
     [[ -x $BIN_DIR/$program ]] || fail "$program is not installed in $BIN_DIR"
 done
 [[ -e $LIB_DIR/libcask.so ]] || fail "no libcask.so in $LIB_DIR"
@@ -154,6 +155,8 @@ done
 output=$("$WORK/client" "$broker" "$WORK/libtasks.so") || fail "the client failed"
 say "client: $output"
 [[ $output == "add (triple (14), 58) = 100" ]] || fail "the client printed \"$output\""
+output=$("$BIN_DIR/cask" status "$broker") || fail "cask status"
+grep -Eq '^workers +2, 4 threads$' <<<"$output" || fail "cask status printed: $output"
 "$BIN_DIR/cask-cluster" stop --dir "$RUNDIR" --grace 5 || fail "cask-cluster stop"
 status=0
 say "ok"

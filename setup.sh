@@ -11,8 +11,9 @@
 set -euo pipefail
 cd "$(dirname "$(readlink -f "$0")")"
 
+# chromium: the dashboard's test loads the pages in it, headless.
 PACKAGES=(meson ninja-build pkg-config gcc libc6-dev libzmq3-dev libczmq-dev libcjson-dev check
-          libmicrohttpd-dev)
+          libmicrohttpd-dev chromium)
 BUILD_DIR=${BUILD_DIR:-build}
 
 say () { printf 'setup.sh: %s\n' "$*" >&2; }

@@ -79,6 +79,9 @@ s_task_json (cask_graph_t *graph, const s_pick_t *pick, const cask_gtask_t *task
     cJSON_AddStringToObject (item, "state", cask_gtask_state_name (task));
     cJSON_AddNumberToObject (item, "worker", state.worker);
     cJSON_AddNumberToObject (item, "nbytes", (double) state.nbytes);
+    cask_task_t record;
+    cask_gtask_record (task, &record);
+    cJSON_AddNumberToObject (item, "priority", record.priority);
     cJSON *deps = cJSON_AddArrayToObject (item, "deps");
     for (uint32_t i = 0; i < cask_gtask_ndeps (task); i++) {
         size_t slot = s_slot_of (pick, cask_gtask_dep (task, i));

@@ -23,9 +23,9 @@
 cJSON *cask_views_progress (cask_graph_t *graph);
 //  Fills doc with "total" (tasks in the graph, or in state), "truncated"
 //  and "tasks": up to limit tasks (only those in state, unless NULL), each
-//  {"key", "function", "state", "worker", "nbytes", "priority",
-//  "deps"} where deps
-//  are indices of its dependencies in the same array (those listed).
+//  {"key", "function", "state", "worker", "nbytes", "priority", "deps"}
+//  where deps are indices of its dependencies in the same array (those
+//  listed).
 //  Returns 0, or -1 when state is not a state's name or memory ran out.
 int cask_views_tasks (cJSON *doc, cask_graph_t *graph, const char *state, size_t limit);
 //  Name of worker id, or NULL when it is not connected.

@@ -18,7 +18,8 @@ dask-scheduler and one dask-worker as processes of their own and reads the
 scheduler's resident memory alone (psutil, else /proc).
 
 Each workload runs --repeat times and the best run counts, as in cask-bench.
-Every result is checked. Exits 0, or 1 when a workload failed.
+Every result is checked. A workload that fails is reported (its entry in the
+JSON says why) and the others still run. Exits 0, or 1 when one failed.
 """
 import argparse
 import json
@@ -30,6 +31,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import traceback
 
 import dask
 import distributed
@@ -260,7 +262,8 @@ def rss(pid):
 
 
 def memory(args):
-    """Scheduler memory per pending task, on a scheduler process of its own."""
+    """Scheduler memory per pending task, on a scheduler process of its own
+    and one worker without a nanny (which would take seconds to stop)."""
     n = args.pending
     with tempfile.TemporaryDirectory(prefix="dask-bench-memory.") as tmp:
         scheduler_file = os.path.join(tmp, "scheduler.json")
@@ -279,13 +282,19 @@ def memory(args):
                 time.sleep(0.05)
             worker = subprocess.Popen(
                 [sys.executable, "-m", "distributed.cli.dask_worker", "--nthreads", "1",
-                 "--nworkers", "1"] + common, stdout=log, stderr=log)
+                 "--no-nanny"] + common, stdout=log, stderr=log)
             client = Client(scheduler_file=scheduler_file, timeout=60)
             client.wait_for_workers(1)
             blocker = client.submit(wait_file, release, 600, pure=False)
             key = blocker.key
-            while client.run_on_scheduler(
-                    lambda dask_scheduler: dask_scheduler.tasks[key].state) != "processing":
+            # The submit reaches the scheduler up to 10 ms later (the client
+            # batches its messages), so the task may not be there yet
+            def state(dask_scheduler):
+                task = dask_scheduler.tasks.get(key)
+                return task.state if task else None
+            deadline = time.monotonic() + 60
+            while client.run_on_scheduler(state) != "processing":
+                assert time.monotonic() < deadline, "memory: the blocker never ran"
                 time.sleep(0.01)
             before = rss(scheduler.pid)
             futures = client.map(noop, [blocker] * n, pure=False)
@@ -302,7 +311,7 @@ def memory(args):
         finally:
             open(release, "w").close()
             if client:
-                client.close()
+                client.shutdown()       # the scheduler and its worker, at once
             for process in (worker, scheduler):
                 if process:
                     process.terminate()
@@ -392,10 +401,18 @@ def main():
            "quick": quick, "repeat": args.repeat}
     inputs = Inputs()
 
+    failed = []
+
     def step(name, fn, *fn_args, key=None):
+        """Runs one workload; a failure is reported and the others still run."""
         if name in only:
             started = time.perf_counter()
-            out[key or name] = fn(*fn_args)
+            try:
+                out[key or name] = fn(*fn_args)
+            except Exception as error:      # noqa: BLE001 - any failure is reported
+                traceback.print_exc()
+                out[key or name] = {"error": f"{type(error).__name__}: {error}"}
+                failed.append(name)
             print(f"dask {name}: {time.perf_counter() - started:.1f} s", file=sys.stderr,
                   flush=True)
 
@@ -413,13 +430,15 @@ def main():
             close(cluster, client)
     step("memory", memory, args)
     step("scaling", scaling, args)
+    out["failed"] = failed
     text = json.dumps(out, indent=2)
     if args.json:
         with open(args.json, "w") as f:
             f.write(text + "\n")
     else:
         print(text)
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

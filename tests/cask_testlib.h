@@ -33,4 +33,16 @@ static inline uint64_t cask_testlib_digest (uint64_t hash, const void *data, siz
     return hash;
 }
 
+//  What digest returns for the bytes of make_bytes (size, seed) followed by
+//  those of make_bytes (size, seed + 1); scratch holds size bytes.
+static inline uint64_t cask_testlib_pair_digest (uint8_t *scratch, size_t size, uint64_t seed)
+{
+    uint64_t hash = CASK_TESTLIB_DIGEST_START;
+    for (uint64_t at = seed; at <= seed + 1; at++) {
+        cask_testlib_fill (scratch, size, at);
+        hash = cask_testlib_digest (hash, scratch, size);
+    }
+    return hash;
+}
+
 #endif

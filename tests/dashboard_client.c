@@ -25,58 +25,21 @@
 */
 #include <cask/cask.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
+#include "cask_testclient.h"
 #include "cask_testlib.h"
 
 #define S_BYTES_SIZE (1024 * 1024)
 
-static struct timespec s_start;
 static volatile sig_atomic_t s_stop;
-static int s_failures;
 
 static void
 s_on_signal (int signum)
 {
     (void) signum;
     s_stop = 1;
-}
-
-static int64_t
-s_elapsed_ms (void)
-{
-    struct timespec now;
-    clock_gettime (CLOCK_MONOTONIC, &now);
-    return (int64_t) (now.tv_sec - s_start.tv_sec) * 1000
-         + (now.tv_nsec - s_start.tv_nsec) / 1000000;
-}
-
-static void
-s_fail (const char *format, ...)
-{
-    va_list args;
-    va_start (args, format);
-    fprintf (stderr, "dashboard_client: %6lld ms: ", (long long) s_elapsed_ms ());
-    vfprintf (stderr, format, args);
-    fputc ('\n', stderr);
-    va_end (args);
-    s_failures++;
-}
-
-static int64_t
-s_arg (const char *text, const char *what, int64_t least)
-{
-    char *end;
-    long long value = strtoll (text, &end, 10);
-    if (*text == 0 || *end || value < least) {
-        fprintf (stderr, "dashboard_client: %s must be a number >= %lld, not \"%s\"\n",
-                 what, (long long) least, text);
-        exit (2);
-    }
-    return value;
 }
 
 //  One wave's futures: the chains' naps (chain c's nap j at c * length + j),
@@ -115,7 +78,7 @@ s_wave_submit (cask_client_t *client, s_wave_t *wave, int number,
     wave->first_x = (int64_t) number * 1000000;
     wave->futures = calloc (wave->count, sizeof *wave->futures);
     if (!wave->futures) {
-        s_fail ("out of memory");
+        cask_testclient_fail ("out of memory");
         return -1;
     }
     cask_future_t **digests = wave->futures + wave->naps;
@@ -128,7 +91,8 @@ s_wave_submit (cask_client_t *client, s_wave_t *wave, int number,
             cask_value_t *x = j ? cask_future_arg (chain [j - 1])
                                 : cask_int64 (wave->first_x + (int64_t) c);
             if (!(chain [j] = cask_submit (client, "nap", cask_int64 (nap_ms), x, NULL))) {
-                s_fail ("submit nap %zu of chain %zu: %s", j, c, cask_client_error (client));
+                cask_testclient_fail ("submit nap %zu of chain %zu: %s", j, c,
+                                      cask_client_error (client));
                 return -1;
             }
         }
@@ -143,14 +107,14 @@ s_wave_submit (cask_client_t *client, s_wave_t *wave, int number,
                     cask_int64 (nap_ms)
                 };
                 if (!(bytes [2 * pair + k] = cask_submit_opts (client, "make_bytes", &opts, args, 3))) {
-                    s_fail ("submit make_bytes: %s", cask_client_error (client));
+                    cask_testclient_fail ("submit make_bytes: %s", cask_client_error (client));
                     return -1;
                 }
             }
             if (!(digests [pair] = cask_submit (client, "digest",
                                                 cask_future_arg (bytes [2 * pair]),
                                                 cask_future_arg (bytes [2 * pair + 1]), NULL))) {
-                s_fail ("submit digest: %s", cask_client_error (client));
+                cask_testclient_fail ("submit digest: %s", cask_client_error (client));
                 return -1;
             }
         }
@@ -159,7 +123,7 @@ s_wave_submit (cask_client_t *client, s_wave_t *wave, int number,
     char how [64];
     snprintf (how, sizeof how, "dashboard wave %d", number);
     if (!(wave->futures [wave->count - 1] = cask_submit (client, "crash", cask_string (how), NULL))) {
-        s_fail ("submit crash: %s", cask_client_error (client));
+        cask_testclient_fail ("submit crash: %s", cask_client_error (client));
         return -1;
     }
     return 0;
@@ -170,45 +134,43 @@ s_wave_submit (cask_client_t *client, s_wave_t *wave, int number,
 static void
 s_wave_check (cask_client_t *client, s_wave_t *wave, size_t length, uint8_t *scratch)
 {
-    int failures = s_failures;
+    int failures = cask_testclient_failures ();
     //  All but the crash, which errs and would fail the gather
     if (cask_gather (client, wave->futures, wave->count - 1, 10000)) {
-        s_fail ("wave %d, gather: %s", wave->number, cask_client_error (client));
+        cask_testclient_fail ("wave %d, gather: %s", wave->number, cask_client_error (client));
         return;
     }
-    for (size_t i = 0; i < wave->naps && s_failures == failures; i++) {
+    for (size_t i = 0; i < wave->naps && cask_testclient_failures () == failures; i++) {
         int64_t value, expected = wave->first_x + (int64_t) (i / length);
         if (cask_future_int64 (wave->futures [i], 0, &value))
-            s_fail ("wave %d, nap %zu: %s: %s", wave->number, i,
-                    cask_status_name (cask_future_status (wave->futures [i])),
-                    cask_future_error (wave->futures [i]));
+            cask_testclient_fail ("wave %d, nap %zu: %s: %s", wave->number, i,
+                                  cask_status_name (cask_future_status (wave->futures [i])),
+                                  cask_future_error (wave->futures [i]));
         else
         if (value != expected)
-            s_fail ("wave %d, nap %zu gave %lld, not %lld", wave->number, i,
-                    (long long) value, (long long) expected);
+            cask_testclient_fail ("wave %d, nap %zu gave %lld, not %lld", wave->number, i,
+                                  (long long) value, (long long) expected);
     }
-    for (size_t pair = 0; pair < wave->pairs && s_failures == failures; pair++) {
-        uint64_t hash = CASK_TESTLIB_DIGEST_START;
-        for (size_t k = 0; k < 2; k++) {
-            cask_testlib_fill (scratch, S_BYTES_SIZE, (uint64_t) (wave->first_x + (int64_t) (2 * pair + k)));
-            hash = cask_testlib_digest (hash, scratch, S_BYTES_SIZE);
-        }
+    for (size_t pair = 0; pair < wave->pairs && cask_testclient_failures () == failures; pair++) {
+        uint64_t seed = (uint64_t) (wave->first_x + (int64_t) (2 * pair));
+        uint64_t hash = cask_testlib_pair_digest (scratch, S_BYTES_SIZE, seed);
         cask_future_t *digest = wave->futures [wave->naps + pair];
         int64_t value;
         if (cask_future_int64 (digest, 0, &value))
-            s_fail ("wave %d, digest %zu: %s: %s", wave->number, pair,
-                    cask_status_name (cask_future_status (digest)), cask_future_error (digest));
+            cask_testclient_fail ("wave %d, digest %zu: %s: %s", wave->number, pair,
+                                  cask_status_name (cask_future_status (digest)),
+                                  cask_future_error (digest));
         else
         if ((uint64_t) value != hash)
-            s_fail ("wave %d, digest %zu is wrong", wave->number, pair);
+            cask_testclient_fail ("wave %d, digest %zu is wrong", wave->number, pair);
     }
     cask_future_t *bad = wave->futures [wave->count - 1];
     if (cask_future_status (bad) != CASK_ERROR
     ||  !strstr (cask_future_error (bad), "unknown way to crash"))
-        s_fail ("wave %d, crash: %s: %s", wave->number,
-                cask_status_name (cask_future_status (bad)), cask_future_error (bad));
-    if (s_failures == failures)
-        printf ("wave %d ok at %lld ms\n", wave->number, (long long) s_elapsed_ms ());
+        cask_testclient_fail ("wave %d, crash: %s: %s", wave->number,
+                              cask_status_name (cask_future_status (bad)), cask_future_error (bad));
+    if (cask_testclient_failures () == failures)
+        printf ("wave %d ok at %lld ms\n", wave->number, (long long) cask_testclient_elapsed_ms ());
 }
 
 int
@@ -222,12 +184,12 @@ main (int argc, char *argv [])
         s_pin [0] = argv [7];
         s_pin [1] = argv [8];
     }
-    clock_gettime (CLOCK_MONOTONIC, &s_start);
+    cask_testclient_start ("dashboard_client");
     const char *address = argv [1], *library = argv [2];
-    size_t chains = (size_t) s_arg (argv [3], "CHAINS", 1);
-    size_t length = (size_t) s_arg (argv [4], "LENGTH", 1);
-    int64_t nap_ms = s_arg (argv [5], "NAP_MS", 0);
-    int64_t limit_ms = s_arg (argv [6], "SECONDS", 1) * 1000;
+    size_t chains = (size_t) cask_testclient_arg (argv [3], "CHAINS", 1);
+    size_t length = (size_t) cask_testclient_arg (argv [4], "LENGTH", 1);
+    int64_t nap_ms = cask_testclient_arg (argv [5], "NAP_MS", 0);
+    int64_t limit_ms = cask_testclient_arg (argv [6], "SECONDS", 1) * 1000;
     setvbuf (stdout, NULL, _IOLBF, 0);
 
     cask_client_t *client = cask_client_new (address, 10000);
@@ -255,17 +217,19 @@ main (int argc, char *argv [])
     int number = 0, done = -1;
     if (s_wave_submit (client, &waves [0], number, chains, length, nap_ms) == 0)
         printf ("wave 0: %zu tasks submitted at %lld ms\n", waves [0].count,
-                (long long) s_elapsed_ms ());
-    while (!s_stop && s_failures == 0 && s_elapsed_ms () < limit_ms) {
+                (long long) cask_testclient_elapsed_ms ());
+    while (!s_stop && cask_testclient_failures () == 0
+       &&  cask_testclient_elapsed_ms () < limit_ms) {
         s_wave_t *wave = &waves [0];
         int now_done = cask_wait (client, wave->futures, wave->count, CASK_WAIT_ALL, 100);
         if (now_done < 0) {
             if (!s_stop)
-                s_fail ("wait: %s", cask_client_error (client));
+                cask_testclient_fail ("wait: %s", cask_client_error (client));
             break;
         }
         if (now_done != done)
-            printf ("progress %d/%zu %lld\n", now_done, wave->count, (long long) s_elapsed_ms ());
+            printf ("progress %d/%zu %lld\n", now_done, wave->count,
+                    (long long) cask_testclient_elapsed_ms ());
         done = now_done;
         if (now_done == (int) wave->count) {
             s_wave_check (client, wave, length, scratch);
@@ -274,13 +238,14 @@ main (int argc, char *argv [])
             done = -1;
             if (s_wave_submit (client, &waves [0], ++number, chains, length, nap_ms) == 0)
                 printf ("wave %d: %zu tasks submitted at %lld ms\n", number, waves [0].count,
-                        (long long) s_elapsed_ms ());
+                        (long long) cask_testclient_elapsed_ms ());
         }
     }
-    printf ("stopped at %lld ms after %d waves\n", (long long) s_elapsed_ms (), number);
+    printf ("stopped at %lld ms after %d waves\n", (long long) cask_testclient_elapsed_ms (),
+            number);
     s_wave_destroy (&waves [0]);
     s_wave_destroy (&waves [1]);
     cask_client_destroy (&client);
     free (scratch);
-    return s_failures ? 1 : 0;
+    return cask_testclient_failures () ? 1 : 0;
 }

@@ -20,63 +20,13 @@
     within TIMEOUT_MS of the start, 1 otherwise.
 */
 #include <cask/cask.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
+#include "cask_testclient.h"
 #include "cask_testlib.h"
 
 #define S_BYTES_SIZE (64 * 1024)
-
-static struct timespec s_start;
-
-static int64_t
-s_elapsed_ms (void)
-{
-    struct timespec now;
-    clock_gettime (CLOCK_MONOTONIC, &now);
-    return (int64_t) (now.tv_sec - s_start.tv_sec) * 1000
-         + (now.tv_nsec - s_start.tv_nsec) / 1000000;
-}
-
-static int s_failures;
-
-static void
-s_fail (const char *format, ...)
-{
-    va_list args;
-    va_start (args, format);
-    fprintf (stderr, "netcut_client: %6lld ms: ", (long long) s_elapsed_ms ());
-    vfprintf (stderr, format, args);
-    fputc ('\n', stderr);
-    va_end (args);
-    s_failures++;
-}
-
-static int64_t
-s_arg (const char *text, const char *what)
-{
-    char *end;
-    long long value = strtoll (text, &end, 10);
-    if (*text == 0 || *end || value < 0) {
-        fprintf (stderr, "netcut_client: %s must be a number >= 0, not \"%s\"\n", what, text);
-        exit (2);
-    }
-    return value;
-}
-
-//  The digest digest (make_bytes (size, j), make_bytes (size, j + 1)) must give
-static int64_t
-s_expected_digest (uint8_t *scratch, int64_t j)
-{
-    uint64_t hash = CASK_TESTLIB_DIGEST_START;
-    for (int64_t seed = j; seed <= j + 1; seed++) {
-        cask_testlib_fill (scratch, S_BYTES_SIZE, (uint64_t) seed);
-        hash = cask_testlib_digest (hash, scratch, S_BYTES_SIZE);
-    }
-    return (int64_t) hash;
-}
 
 int
 main (int argc, char *argv [])
@@ -85,12 +35,12 @@ main (int argc, char *argv [])
         fprintf (stderr, "usage: netcut_client ADDRESS LIBRARY NAPS NAP_MS PAIRS TIMEOUT_MS\n");
         return 2;
     }
-    clock_gettime (CLOCK_MONOTONIC, &s_start);
+    cask_testclient_start ("netcut_client");
     const char *address = argv [1], *library = argv [2];
-    size_t naps = (size_t) s_arg (argv [3], "NAPS");
-    int64_t nap_ms = s_arg (argv [4], "NAP_MS");
-    size_t pairs = (size_t) s_arg (argv [5], "PAIRS");
-    int64_t timeout_ms = s_arg (argv [6], "TIMEOUT_MS");
+    size_t naps = (size_t) cask_testclient_arg (argv [3], "NAPS", 0);
+    int64_t nap_ms = cask_testclient_arg (argv [4], "NAP_MS", 0);
+    size_t pairs = (size_t) cask_testclient_arg (argv [5], "PAIRS", 0);
+    int64_t timeout_ms = cask_testclient_arg (argv [6], "TIMEOUT_MS", 0);
     setvbuf (stdout, NULL, _IOLBF, 0);
 
     cask_client_t *client = cask_client_new (address, 10000);
@@ -121,75 +71,82 @@ main (int argc, char *argv [])
     cask_submit_opts_t first = CASK_SUBMIT_DEFAULT;
     first.priority = 1;
     size_t nap_at = 0, share = naps / (pairs + 1);
-    for (size_t j = 0; j <= pairs && s_failures == 0; j++) {
+    for (size_t j = 0; j <= pairs && cask_testclient_failures () == 0; j++) {
         if (pairs
         &&  !(bytes [j] = cask_submit (client, "make_bytes", cask_int64 (S_BYTES_SIZE),
                                        cask_int64 ((int64_t) j), cask_int64 (nap_ms), NULL)))
-            s_fail ("submit make_bytes (%d, %zu): %s", S_BYTES_SIZE, j, cask_client_error (client));
-        if (j && s_failures == 0) {
+            cask_testclient_fail ("submit make_bytes (%d, %zu): %s", S_BYTES_SIZE, j,
+                                  cask_client_error (client));
+        if (j && cask_testclient_failures () == 0) {
             cask_value_t *args [2] = { cask_future_arg (bytes [j - 1]),
                                        cask_future_arg (bytes [j]) };
             if (!(digests [j - 1] = cask_submit_opts (client, "digest", &first, args, 2)))
-                s_fail ("submit digest %zu: %s", j - 1, cask_client_error (client));
+                cask_testclient_fail ("submit digest %zu: %s", j - 1, cask_client_error (client));
         }
         for (size_t end = j == pairs ? naps : nap_at + share; nap_at < end; nap_at++)
             if (!(nap_futures [nap_at] = cask_submit (client, "nap", cask_int64 (nap_ms),
                                                       cask_int64 ((int64_t) nap_at), NULL)))
-                s_fail ("submit nap (%lld, %zu): %s", (long long) nap_ms, nap_at,
-                        cask_client_error (client));
+                cask_testclient_fail ("submit nap (%lld, %zu): %s", (long long) nap_ms, nap_at,
+                                      cask_client_error (client));
     }
     if (!(*bad = cask_submit (client, "crash", cask_string ("netcut"), NULL)))
-        s_fail ("submit crash: %s", cask_client_error (client));
-    printf ("submitted %zu tasks at %lld ms\n", total, (long long) s_elapsed_ms ());
+        cask_testclient_fail ("submit crash: %s", cask_client_error (client));
+    printf ("submitted %zu tasks at %lld ms\n", total, (long long) cask_testclient_elapsed_ms ());
 
     //  Progress until everything is done once (futures lost with a worker
     //  may go back to pending: cask_gather waits for them again)
     int done = -1;
-    while (s_failures == 0 && done != (int) total && s_elapsed_ms () < timeout_ms) {
+    while (cask_testclient_failures () == 0 && done != (int) total
+       &&  cask_testclient_elapsed_ms () < timeout_ms) {
         int now_done = cask_wait (client, futures, total, CASK_WAIT_ALL, 100);
         if (now_done < 0) {
-            s_fail ("wait: %s", cask_client_error (client));
+            cask_testclient_fail ("wait: %s", cask_client_error (client));
             break;
         }
         if (now_done != done)
-            printf ("progress %d/%zu %lld\n", now_done, total, (long long) s_elapsed_ms ());
+            printf ("progress %d/%zu %lld\n", now_done, total,
+                    (long long) cask_testclient_elapsed_ms ());
         done = now_done;
     }
     //  Every result, fetched from wherever it is now (the crash is left
     //  out: it errs, and would make the gather fail)
-    int64_t left = timeout_ms - s_elapsed_ms ();
-    if (s_failures == 0
+    int64_t left = timeout_ms - cask_testclient_elapsed_ms ();
+    if (cask_testclient_failures () == 0
     &&  cask_gather (client, futures, total - 1, left > 0 ? (int) left : 0))
-        s_fail ("gather: %s", cask_client_error (client));
-    printf ("gathered at %lld ms\n", (long long) s_elapsed_ms ());
+        cask_testclient_fail ("gather: %s", cask_client_error (client));
+    printf ("gathered at %lld ms\n", (long long) cask_testclient_elapsed_ms ());
 
     int64_t sum = 0;
     for (size_t i = 0; i < naps; i++) {
         int64_t value;
         if (cask_future_int64 (nap_futures [i], 0, &value))
-            s_fail ("nap %zu: %s: %s", i, cask_status_name (cask_future_status (nap_futures [i])),
-                    cask_future_error (nap_futures [i]));
+            cask_testclient_fail ("nap %zu: %s: %s", i,
+                                  cask_status_name (cask_future_status (nap_futures [i])),
+                                  cask_future_error (nap_futures [i]));
         else
         if (value != (int64_t) i)
-            s_fail ("nap %zu gave %lld", i, (long long) value);
+            cask_testclient_fail ("nap %zu gave %lld", i, (long long) value);
         else
             sum += value;
     }
     int64_t expected_sum = (int64_t) naps * ((int64_t) naps - 1) / 2;
     printf ("sum %lld (expected %lld)\n", (long long) sum, (long long) expected_sum);
     if (sum != expected_sum)
-        s_fail ("the sum is %lld, not %lld", (long long) sum, (long long) expected_sum);
+        cask_testclient_fail ("the sum is %lld, not %lld", (long long) sum,
+                              (long long) expected_sum);
 
     size_t digests_ok = 0;
     for (size_t j = 0; j < pairs; j++) {
         int64_t value;
         if (cask_future_int64 (digests [j], 0, &value))
-            s_fail ("digest %zu: %s: %s", j, cask_status_name (cask_future_status (digests [j])),
-                    cask_future_error (digests [j]));
+            cask_testclient_fail ("digest %zu: %s: %s", j,
+                                  cask_status_name (cask_future_status (digests [j])),
+                                  cask_future_error (digests [j]));
         else
-        if (value != s_expected_digest (scratch, (int64_t) j))
-            s_fail ("digest %zu is %016llx, not %016llx", j, (unsigned long long) value,
-                    (unsigned long long) s_expected_digest (scratch, (int64_t) j));
+        if ((uint64_t) value != cask_testlib_pair_digest (scratch, S_BYTES_SIZE, j))
+            cask_testclient_fail ("digest %zu is %016llx, not %016llx", j,
+                                  (unsigned long long) value, (unsigned long long)
+                                  cask_testlib_pair_digest (scratch, S_BYTES_SIZE, j));
         else
             digests_ok++;
     }
@@ -198,19 +155,20 @@ main (int argc, char *argv [])
 
     //  The crash ends as an error that says why, cut link or not
     if (cask_future_result (*bad, 0))
-        s_fail ("crash (\"netcut\") gave a result");
+        cask_testclient_fail ("crash (\"netcut\") gave a result");
     else
     if (cask_future_status (*bad) != CASK_ERROR
     ||  !strstr (cask_future_error (*bad), "unknown way to crash"))
-        s_fail ("crash (\"netcut\"): %s: %s", cask_status_name (cask_future_status (*bad)),
-                cask_future_error (*bad));
+        cask_testclient_fail ("crash (\"netcut\"): %s: %s",
+                              cask_status_name (cask_future_status (*bad)),
+                              cask_future_error (*bad));
     else
         printf ("error ok\n");
 
-    printf ("finished in %lld ms\n", (long long) s_elapsed_ms ());
+    printf ("finished in %lld ms\n", (long long) cask_testclient_elapsed_ms ());
     cask_futures_destroy (futures, total);
     cask_client_destroy (&client);
     free (futures);
     free (scratch);
-    return s_failures ? 1 : 0;
+    return cask_testclient_failures () ? 1 : 0;
 }

@@ -11,6 +11,9 @@
 # the test ends is killed, the namespaces are deleted, the logs in $TMP are
 # printed if it failed, and $TMP is removed.
 
+# shellcheck source=shell_lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/shell_lib.sh"
+
 # netns_init NAME: the namespaces' names (unique per run: several checkouts
 # may test at once on one machine), $TMP, and the cleanup at exit.
 netns_init () {
@@ -29,27 +32,14 @@ netns_cleanup () {
     local rc=$? pid ns
     trap - EXIT INT TERM HUP
     if declare -F netns_cleanup_first >/dev/null; then netns_cleanup_first; fi
-    for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-    for pid in "${pids[@]}"; do
-        for _ in 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20; do
-            kill -0 "$pid" 2>/dev/null || break
-            sleep 0.1
-        done
-        kill -KILL "$pid" 2>/dev/null || true
-    done
+    stop_pids 2 "${pids[@]}"
     # Anything else left in our namespaces was started by this test.
     for ns in "${created[@]}"; do
         for pid in $(ip netns pids "$ns" 2>/dev/null); do kill -KILL "$pid" 2>/dev/null || true; done
     done
     wait 2>/dev/null || true
     for ns in "${created[@]}"; do ip netns del "$ns" 2>/dev/null || true; done
-    if (( rc != 0 )); then
-        for log in "$TMP"/*.log; do
-            [[ -e $log ]] || continue
-            say "--- $log (last lines)"
-            tail -n 40 "$log" >&2
-        done
-    fi
+    if (( rc != 0 )); then print_logs 40 "$TMP"/*.log; fi
     rm -rf "$TMP"
     exit "$rc"
 }

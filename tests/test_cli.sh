@@ -19,6 +19,8 @@
 set -euo pipefail
 
 say () { printf 'test_cli: %s\n' "$*" >&2; }
+# shellcheck source=shell_lib.sh
+. "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/shell_lib.sh"
 fail () { say "FAILED: $*"; exit 1; }
 
 BUILD_DIR=$(cd "${1:?usage: test_cli.sh BUILD_DIR}" && pwd)
@@ -38,20 +40,8 @@ status=1
 # shellcheck disable=SC2317  # (run from the EXIT trap)
 finish () {
     [[ -n ${to_client:-} ]] && exec {to_client}>&-
-    local pid
-    for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-    for pid in "${pids[@]}"; do
-        for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-        kill -KILL "$pid" 2>/dev/null || true
-    done
-    wait 2>/dev/null || true
-    if (( status != 0 )); then
-        for log in "$WORK"/*.log "$WORK"/*.err; do
-            [[ -s $log ]] || continue
-            say "----- $log -----"
-            tail -n 30 "$log" >&2
-        done
-    fi
+    stop_pids 5 "${pids[@]}"
+    if (( status != 0 )); then print_logs 30 "$WORK"/*.log "$WORK"/*.err; fi
     rm -rf "$WORK"
 }
 trap finish EXIT

@@ -38,6 +38,8 @@ BUILD_DIR=$(cd "${1:-${CASK_BUILD_DIR:-$SCRIPT_DIR/../build}}" && pwd)
 SHOTS_DIR=${2:-$BUILD_DIR}
 
 say () { printf 'test_dashboard: %s\n' "$*" >&2; }
+# shellcheck source=shell_lib.sh
+. "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/shell_lib.sh"
 skip () { say "SKIP: $*"; exit 77; }
 
 CHROMIUM=${CASK_CHROMIUM:-}
@@ -68,25 +70,12 @@ client=                             # these two while they run
 browser=
 
 cleanup () {
-    local rc=$? pid
+    local rc=$?
     trap - EXIT INT TERM HUP
     # The client first: it releases its futures and says goodbye
-    for pid in $browser $client "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-    for pid in $browser $client "${pids[@]}"; do
-        for _ in 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20; do
-            kill -0 "$pid" 2>/dev/null || break
-            sleep 0.1
-        done
-        kill -KILL "$pid" 2>/dev/null || true
-    done
-    wait 2>/dev/null || true
-    if (( rc != 0 )); then
-        for log in "$TMP"/*.log; do
-            [[ -e $log ]] || continue
-            say "--- $log (last lines)"
-            tail -n 30 "$log" >&2
-        done
-    fi
+    # shellcheck disable=SC2086  # (empty when not running)
+    stop_pids 2 $browser $client "${pids[@]}"
+    if (( rc != 0 )); then print_logs 30 "$TMP"/*.log; fi
     rm -rf "$TMP"
     exit "$rc"
 }

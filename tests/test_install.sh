@@ -17,6 +17,8 @@
 set -euo pipefail
 
 say () { printf 'test_install: %s\n' "$*" >&2; }
+# shellcheck source=shell_lib.sh
+. "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/shell_lib.sh"
 fail () { say "FAILED: $*"; exit 1; }
 
 BUILD_DIR=$(cd "${1:?usage: test_install.sh BUILD_DIR}" && pwd)
@@ -38,13 +40,7 @@ finish () {
     if [[ -n ${BIN_DIR:-} && -d $RUNDIR ]]; then
         "$BIN_DIR/cask-cluster" stop --dir "$RUNDIR" --grace 5 2>/dev/null || true
     fi
-    if (( status != 0 )); then
-        for log in "$RUNDIR"/*.log; do
-            [[ -e $log ]] || continue
-            say "----- $log -----"
-            tail -n 30 "$log" >&2
-        done
-    fi
+    if (( status != 0 )); then print_logs 30 "$RUNDIR"/*.log; fi
     rm -rf "$WORK"
 }
 trap finish EXIT
